@@ -1,0 +1,141 @@
+"""Command line: ``python -m benchmark {list,prepare,run,leaderboard}`` (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark.paths import default_results_dir
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return dev
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark import registry, suites
+    from benchmark.protocols import PROTOCOLS
+
+    if args.what == "methods":
+        for name, p in sorted(registry.methods().items()):
+            print(f"{name:20s} {p.path.name}")
+    elif args.what == "datasets":
+        for name, p in sorted(registry.datasets().items()):
+            print(f"{name:20s} {p.cls.card.source}")
+    elif args.what == "protocols":
+        for name, p in sorted(PROTOCOLS.items()):
+            doc = (p.__doc__ or "").strip().splitlines()[0]
+            print(f"{name:18s} v{p.version}  {p.stage:5s} {p.family:9s} {doc}")
+    else:
+        for name in suites.available():
+            print(f"{name:10s} {suites.load_suite(name).description}")
+    for path, err in registry.BROKEN.items():
+        print(f"warning: {path} failed to import: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from benchmark import registry
+    from benchmark.data import MissingSourceError
+
+    names = _csv(args.datasets) or sorted(registry.datasets())
+    bad = 0
+    for name in names:
+        try:
+            prepared = registry.get("dataset", name).cls().load()
+        except MissingSourceError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items())
+        print(f"{name:15s} sha256 {prepared.checksum[:16]}  {sizes}")
+    return 1 if bad else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.suites import load_suite
+    from benchmark.sweep import DataCache, plan, run_sweep
+
+    suite = load_suite(args.suite)
+    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+    cache = DataCache()
+    runs = plan(suite, args.results, cache, _csv(args.methods), _csv(args.datasets), seeds)
+    print(f"suite {suite.name}: {len(runs)} runs -> {args.results / 'runs'}", file=sys.stderr)
+    summary = run_sweep(runs, cache, _device(args.device), retry_failed=args.retry_failed, threads=args.threads,
+                        progress=not args.no_progress)
+    if not args.no_leaderboard:
+        _leaderboard(suite, args.results, cache)
+    print(summary.text())
+    return 1 if summary.failed or summary.failed_before else 0
+
+
+def _leaderboard(suite, results: Path, cache=None) -> None:
+    from benchmark.leaderboard import load_records, write_leaderboard
+    from benchmark.sweep import DataCache, plan
+
+    runs = plan(suite, results, cache or DataCache())
+    records = load_records([r.path for r in runs if r.path.exists()])
+    write_leaderboard(records, results, suite.name)
+    print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.suites import load_suite
+
+    _leaderboard(load_suite(args.suite), args.results)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered methods, datasets, protocols or suites")
+    p.add_argument("what", choices=["methods", "datasets", "protocols", "suites"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("prepare", help="build and checksum the prepared arrays of datasets")
+    p.add_argument("--datasets", help="comma-separated names (default: all)")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("run", help="run a suite (resumes: runs with a record are skipped)")
+    p.add_argument("--suite", required=True, help="a suite name (see `list suites`) or a .toml path")
+    p.add_argument("--methods", help="comma-separated subset of the suite's methods")
+    p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--results", type=Path, default=default_results_dir(), help="results folder (default: results/)")
+    p.add_argument("--backend", choices=["serial"], default="serial", help="execution backend")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest for small models)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="rebuild leaderboard.{md,csv} from the stored records")
+    p.add_argument("--suite", default="quick", help="the suite whose runs it tabulates (default: quick)")
+    p.add_argument("--results", type=Path, default=default_results_dir())
+    p.set_defaults(func=cmd_leaderboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,135 @@
+"""One run: train once, then evaluate the trained model on every test condition of its suite.
+
+Everything a run computes is here; the sweep around it (planning, resume, progress) is in ``sweep``.
+A method that raises, returns NaN or returns the wrong shape gives a ``failed`` record with its error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.contracts import Method, Split, TrainBudget, TrainContext, hparams_from_dict, hparams_to_dict
+from benchmark.cost import inference_flops_per_sample
+from benchmark.data import Prepared
+from benchmark.environment import describe
+from benchmark.metrics import all_metrics
+from benchmark.protocols import PROTOCOLS, Condition, apply_condition
+from benchmark.records import RunSpec
+from benchmark.seeding import set_determinism, torch_generator
+from benchmark.timing import Clock, MemoryMeter
+
+#: Rows of predicted probabilities must sum to 1 within this tolerance.
+PROBA_TOLERANCE = 1e-4
+#: Untimed calls before inference is timed on CUDA (kernel selection, lazy initialisation).
+CUDA_WARMUP_CALLS = 2
+#: Timed inference calls on the clean test split; the record keeps their median.
+INFERENCE_REPEATS = 3
+
+
+class InvalidPrediction(ValueError):
+    """predict_proba broke the contract (shape, finite values, rows that sum to one)."""
+
+
+def check_proba(proba: Any, n: int, n_classes: int) -> np.ndarray:
+    if not isinstance(proba, torch.Tensor):
+        raise InvalidPrediction(f"predict_proba must return a torch.Tensor, got {type(proba).__name__}")
+    if tuple(proba.shape) != (n, n_classes):
+        raise InvalidPrediction(f"predict_proba returned shape {tuple(proba.shape)}, expected ({n}, {n_classes})")
+    p = proba.detach().double().cpu().numpy()
+    if not np.isfinite(p).all():
+        raise InvalidPrediction(f"predict_proba returned {int((~np.isfinite(p)).sum())} non-finite values")
+    if (p < -PROBA_TOLERANCE).any() or np.abs(p.sum(axis=1) - 1).max() > PROBA_TOLERANCE:
+        raise InvalidPrediction("predict_proba rows must be non-negative and sum to 1")
+    return np.clip(p, 0.0, 1.0)
+
+
+def _predict(method: Method, split: Split) -> torch.Tensor:
+    view = split.without_labels()
+    return method.predict_proba(view.x, view.mask)
+
+
+def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
+            threads: int = 1) -> dict[str, Any]:
+    """Run ``spec`` and return the body of its record (status, metrics, timings, memory, cost)."""
+    started = time.time()
+    body: dict[str, Any] = {"spec": spec.to_json(), "status": "running"}
+    clock, meter = Clock(device), MemoryMeter(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(spec.seed)
+            set_determinism(threads)
+            body.update(_train_and_evaluate(spec, method_cls, data, device, clock, meter))
+        body["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure of a method is recorded, never raised
+        body["status"] = "failed"
+        body["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    body["environment"] = describe(device)
+    body["clock"] = clock.name
+    body["memory_meter"] = meter.name
+    body["wall_seconds"] = time.time() - started
+    return body
+
+
+def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
+                        clock: Clock, meter: MemoryMeter) -> dict[str, Any]:
+    budget = TrainBudget(**spec.budget)
+    hparams = hparams_from_dict(method_cls.Hparams, spec.hparams)
+    train_cond = Condition.parse(spec.train_condition)
+    train = apply_condition(data.splits["train"], train_cond, spec.seed, stage="train").to(device)
+    val = data.splits["val"].to(device)
+    test = data.splits["test"].to(device)
+    method = method_cls(data.info, hparams)
+    ctx = TrainContext(device=device, seed=spec.seed, generator=torch_generator(spec.seed), budget=budget,
+                       clock=clock)
+
+    with meter.phase() as fit_mem:
+        t0 = clock.start()
+        method.fit(train, val, ctx)
+        fit_seconds = clock.stop(t0)
+
+    metrics: dict[str, dict[str, float]] = {}
+    with meter.phase() as eval_mem:
+        for key in spec.test_conditions:
+            cond = Condition.parse(key)
+            shifted = apply_condition(test, cond, spec.seed)
+            proba = check_proba(_predict(method, shifted), len(shifted), data.info.n_classes)
+            metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": PROTOCOLS[cond.protocol].family}
+
+    with meter.phase() as infer_mem:
+        if clock.cuda:
+            for _ in range(CUDA_WARMUP_CALLS):
+                _predict(method, test)
+        samples = []
+        for _ in range(INFERENCE_REPEATS):
+            t0 = clock.start()
+            _predict(method, test)
+            samples.append(clock.stop(t0))
+        infer_seconds = float(np.median(samples))
+
+    return {
+        "hparams": hparams_to_dict(hparams),
+        "metrics": metrics,
+        "timings": {
+            "fit_seconds": fit_seconds,
+            "epoch_seconds": [e.get("seconds", math.nan) for e in ctx.epoch_log],
+            "inference_seconds_per_sample": infer_seconds / max(len(test), 1),
+            "inference_batch": len(test),
+        },
+        "memory_mb": {"fit": fit_mem.peak_mb, "evaluate": eval_mem.peak_mb, "inference": infer_mem.peak_mb},
+        "n_parameters": method.n_parameters(),
+        "flops": {"inference_per_sample": inference_flops_per_sample(method, test.x, test.mask),
+                  "train_per_step": ctx.fit_summary.get("train_flops_per_step"),
+                  "train_estimate": ctx.fit_summary.get("train_flops_estimate")},
+        "fit_summary": ctx.fit_summary,
+        "epoch_log": ctx.epoch_log,
+        "n_train_labeled": int(train.labeled.sum()),
+        "extras": method.extras(),
+    }
+

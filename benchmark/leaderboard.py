@@ -1,0 +1,109 @@
+"""The leaderboard, rebuilt from stored records only (it never trains): per dataset and training
+condition, each method's clean accuracy, mean and worst accuracy over the missing-modality conditions,
+calibration error, training time and inference latency, as mean and 95% t-interval over seeds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmark.records import read_record
+
+#: Leaderboard columns: name -> (header, function of one record's body, scale for display).
+COLUMNS: dict[str, tuple[str, Any, float]] = {
+    "clean_accuracy": ("clean acc (%)", lambda r: r["metrics"]["clean"]["accuracy"], 100.0),
+    "missing_mean_accuracy": ("missing: mean acc (%)", lambda r: _family(r, "missing", np.mean), 100.0),
+    "missing_worst_accuracy": ("missing: worst acc (%)", lambda r: _family(r, "missing", np.min), 100.0),
+    "clean_ece": ("clean ECE (%)", lambda r: r["metrics"]["clean"]["ece"], 100.0),
+    "fit_seconds": ("train time (s)", lambda r: r["timings"]["fit_seconds"], 1.0),
+    "inference_us_per_sample": ("inference (us/sample)",
+                                lambda r: r["timings"]["inference_seconds_per_sample"] * 1e6, 1.0),
+}
+CONFIDENCE = 0.95
+
+
+def _family(record: dict[str, Any], family: str, reduce) -> float:
+    values = [m["accuracy"] for m in record["metrics"].values() if m.get("family") == family]
+    return float(reduce(values)) if values else math.nan
+
+
+def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean and Student-t interval over seeds; the interval is NaN with fewer than two seeds."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2 or values.std() == 0:
+        return (mean, mean, mean) if len(values) >= 2 else (mean, math.nan, math.nan)
+    lo, hi = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return mean, float(lo), float(hi)
+
+
+def load_records(paths: list[Path]) -> list[dict[str, Any]]:
+    return [r for r in (read_record(p) for p in paths) if r is not None]
+
+
+def build_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        s = r["spec"]
+        groups.setdefault((s["dataset"], s["train_condition"], s["method"]), []).append(r)
+    for (dataset, cond, method), recs in sorted(groups.items()):
+        ok = [r for r in recs if r.get("status") == "ok"]
+        row: dict[str, Any] = {"dataset": dataset, "train_condition": cond, "method": method,
+                               "seeds_ok": len(ok), "seeds_failed": len(recs) - len(ok)}
+        for col, (_, get, _) in COLUMNS.items():
+            mean, lo, hi = mean_interval(np.array([get(r) for r in ok])) if ok else (math.nan,) * 3
+            row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean, lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(row: pd.Series, col: str, scale: float) -> str:
+    mean, lo, hi = row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"]
+    if not np.isfinite(mean):
+        return "—"
+    digits = 1 if scale == 100.0 or abs(mean) >= 10 else 3
+    text = f"{mean * scale:.{digits}f}"
+    if np.isfinite(lo):
+        text += f" ± {(hi - lo) / 2 * scale:.{digits}f}"
+    return text
+
+
+def to_markdown(table: pd.DataFrame, suite: str, failed: list[str]) -> str:
+    out = [f"# Leaderboard: suite `{suite}`", "",
+           f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
+           "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
+           "`python -m benchmark leaderboard`.", ""]
+    for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
+        out += [f"## {dataset} (training: {cond})", ""]
+        header = ["method", *(h for h, _, _ in COLUMNS.values()), "seeds"]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
+        for _, row in part.iterrows():
+            cells = [row["method"], *(_cell(row, c, s) for c, (_, _, s) in COLUMNS.items())]
+            seeds = f"{row['seeds_ok']}" + (f" (+{row['seeds_failed']} failed)" if row["seeds_failed"] else "")
+            out.append("| " + " | ".join([*cells, seeds]) + " |")
+        out.append("")
+    if failed:
+        out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]
+    return "\n".join(out)
+
+
+def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str) -> pd.DataFrame:
+    table = build_table(records)
+    failed = [f"{r['spec']['method']} on {r['spec']['dataset']} seed {r['spec']['seed']}: "
+              f"{r.get('error', {}).get('type', '')}: {r.get('error', {}).get('message', '')}"
+              for r in records if r.get("status") != "ok"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
+    (out_dir / "leaderboard.md").write_text(to_markdown(table, suite, failed))
+    return table

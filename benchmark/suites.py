@@ -1,0 +1,84 @@
+"""Suites are TOML files (``benchmark/suites/NAME.toml``, or any path): which methods, datasets, seeds,
+budget and condition grid a sweep covers. A suite's ``methods = "all"`` takes every registered method,
+so a newly added method file joins the suite without editing it."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark import registry
+from benchmark.contracts import DatasetInfo, TrainBudget
+from benchmark.protocols import Condition, get_protocol
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    methods: list[str]
+    datasets: list[str]
+    seeds: list[int]
+    budget: TrainBudget
+    training_conditions: list[str] = field(default_factory=lambda: ["standard"])
+    test_conditions: list[str] = field(default_factory=lambda: ["clean"])
+    dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def expand_conditions(self, info: DatasetInfo) -> list[Condition]:
+        """The test grid for one dataset: ``name[*]`` becomes one condition per modality."""
+        out: list[Condition] = []
+        for key in self.test_conditions:
+            if key.endswith("[*]"):
+                out += [Condition(key[:-3], m) for m in info.modality_names]
+            else:
+                out.append(Condition.parse(key))
+        for c in out:
+            get_protocol(c.protocol, "test")
+        return out
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise FileNotFoundError(f"no suite {name_or_path!r}; known suites: {', '.join(available())} (or a .toml path)")
+    raw = tomllib.loads(path.read_text())
+    known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
+             "test_conditions", "dataset_params", "hparams"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
+    methods = raw.get("methods", "all")
+    if methods == "all":
+        methods = sorted(registry.methods())
+    datasets = raw.get("datasets", "all")
+    if datasets == "all":
+        datasets = sorted(registry.datasets())
+    budget_fields = set(asdict(TrainBudget()))
+    bad = sorted(set(raw.get("budget", {})) - budget_fields)
+    if bad:
+        raise ValueError(f"{path}: unknown budget key(s) {bad}; allowed: {sorted(budget_fields)}")
+    for c in raw.get("training_conditions", ["standard"]):
+        get_protocol(Condition.parse(c).protocol, "train")
+    return Suite(
+        name=raw.get("name", path.stem),
+        description=raw.get("description", ""),
+        methods=list(methods),
+        datasets=list(datasets),
+        seeds=[int(s) for s in raw.get("seeds", [0])],
+        budget=TrainBudget(**raw.get("budget", {})),
+        training_conditions=list(raw.get("training_conditions", ["standard"])),
+        test_conditions=list(raw.get("test_conditions", ["clean"])),
+        dataset_params=dict(raw.get("dataset_params", {})),
+        hparams=dict(raw.get("hparams", {})),
+    )

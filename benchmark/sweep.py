@@ -1,0 +1,116 @@
+"""A sweep: plan the runs of a suite, skip those with a record (resume), run the rest, report.
+
+Records are written atomically by this process, one per run, as soon as the run ends, so a sweep killed
+at any point loses at most the run in flight. A failed run is recorded and the sweep goes on."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from benchmark import registry
+from benchmark.data import Prepared
+from benchmark.execution import execute
+from benchmark.protocols import condition_versions
+from benchmark.records import RunSpec, engine_hash, read_record, record_path, run_id, write_atomic
+from benchmark.suites import Suite
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: RunSpec
+    run_id: str
+    path: Path
+
+
+@dataclass
+class SweepSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    failed_before: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def text(self) -> str:
+        lines = [f"done {self.done}, skipped {self.skipped} (already recorded), failed {len(self.failed)}, "
+                 f"wall time {self.wall_seconds:.1f} s"]
+        lines += [f"  FAILED  {f}" for f in self.failed]
+        if self.failed_before:
+            lines.append(f"{len(self.failed_before)} run(s) failed in an earlier sweep and were not retried "
+                         "(add --retry-failed to run them again):")
+            lines += [f"  FAILED  {f}" for f in self.failed_before]
+        return "\n".join(lines)
+
+
+class DataCache:
+    """Each dataset (with its parameters) is loaded once per process."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Prepared] = {}
+
+    def get(self, name: str, params: dict[str, Any]) -> Prepared:
+        key = f"{name}|{sorted(params.items())}"
+        if key not in self._loaded:
+            self._loaded[key] = registry.get("dataset", name).cls(**params).load()
+        return self._loaded[key]
+
+
+def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] | None = None,
+         datasets: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+    """Every run of the suite (optionally narrowed), with its run_id and record path."""
+    method_names = list(methods) if methods else suite.methods
+    dataset_names = list(datasets) if datasets else suite.datasets
+    engine = engine_hash()
+    runs = []
+    for dname in dataset_names:
+        dplugin = registry.get("dataset", dname)
+        params = suite.dataset_params.get(dname, {})
+        data = cache.get(dname, params)
+        grid = suite.expand_conditions(data.info)
+        tests = tuple(c.key for c in grid)
+        versions = "|".join(condition_versions(grid, "test"))
+        for mname in method_names:
+            mplugin = registry.get("method", mname)
+            for train_cond in suite.training_conditions:
+                for seed in (list(seeds) if seeds is not None else suite.seeds):
+                    spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
+                                   hparams=suite.hparams.get(mname, {}), dataset_params=params,
+                                   budget=vars(suite.budget).copy(), test_conditions=tests)
+                    rid = run_id(spec, mplugin.source_hash + versions, dplugin.source_hash, data.checksum, engine)
+                    runs.append(PlannedRun(spec, rid, record_path(results, spec, rid)))
+    return runs
+
+
+def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, retry_failed: bool = False,
+              threads: int = 1, progress: bool = True) -> SweepSummary:
+    summary = SweepSummary()
+    t0 = time.time()
+    todo = []
+    for r in runs:
+        rec = read_record(r.path)
+        if rec is None or (rec.get("status") == "failed" and retry_failed):
+            todo.append(r)
+        else:
+            summary.skipped += 1
+            if rec.get("status") == "failed":
+                summary.failed_before.append(f"{r.spec.label}: {rec.get('error', {}).get('message', '')}")
+    bar = tqdm(todo, desc="runs", unit="run", file=sys.stderr, disable=not progress or not todo)
+    for r in bar:
+        bar.set_postfix_str(f"{r.spec.method}/{r.spec.dataset}/s{r.spec.seed}")
+        data = cache.get(r.spec.dataset, r.spec.dataset_params)
+        body = execute(r.spec, registry.get("method", r.spec.method).cls, data, device, threads)
+        body.update(run_id=r.run_id, dataset_checksum=data.checksum)
+        write_atomic(r.path, body)
+        if body["status"] == "ok":
+            summary.done += 1
+        else:
+            summary.failed.append(f"{r.spec.label}: {body['error']['type']}: {body['error']['message']}")
+    summary.wall_seconds = time.time() - t0
+    return summary

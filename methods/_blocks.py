@@ -1,0 +1,129 @@
+"""Shared building blocks: one encoder per modality kind, one width setting, and a base class that turns
+a method into three small pieces (``build``, ``loss``, ``logits``) on top of the generic trainer.
+
+Methods share these so that they differ in their objective, not in capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.contracts import DatasetInfo, Method, Modality, Split, TrainContext
+from benchmark.training import Batch, fit_network, labeled_accuracy
+
+
+class TabularEncoder(nn.Module):
+    """Two-layer MLP on the flattened features."""
+
+    def __init__(self, in_dim: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ImageEncoder(nn.Module):
+    """Small CNN: two 3x3 conv + max-pool stages, then a linear map to ``width``. Max-pooling and a fixed
+    flatten (not adaptive pooling) keep the backward pass deterministic on CUDA."""
+
+    def __init__(self, shape: tuple[int, ...], width: int) -> None:
+        super().__init__()
+        channels = shape[0] if len(shape) == 3 else 1
+        self.shape = (channels, *shape[-2:])
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *self.shape)).shape[1]
+        self.proj = nn.Sequential(nn.Linear(flat, width), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(x.reshape(-1, *self.shape)))
+
+
+class SequenceEncoder(nn.Module):
+    """1-D convolution over time (input ``(n, channels, length)``), then the mean over time."""
+
+    def __init__(self, shape: tuple[int, ...], width: int) -> None:
+        super().__init__()
+        channels = shape[0] if len(shape) == 2 else 1
+        self.channels = channels
+        self.conv = nn.Sequential(nn.Conv1d(channels, width, 5, padding=2), nn.ReLU(),
+                                  nn.Conv1d(width, width, 5, padding=2), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.reshape(x.shape[0], self.channels, -1)).mean(dim=2)
+
+
+def make_encoder(modality: Modality, width: int) -> nn.Module:
+    if modality.kind == "tabular":
+        return TabularEncoder(modality.size, width)
+    if modality.kind == "image":
+        return ImageEncoder(modality.shape, width)
+    if modality.kind == "sequence":
+        return SequenceEncoder(modality.shape, width)
+    raise ValueError(f"no encoder for modality kind {modality.kind!r} (tabular, image, sequence)")
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy over ``rows`` (default: the labelled rows, y >= 0).
+
+    Written with a one-hot product rather than ``F.cross_entropy`` because NLLLoss has no deterministic
+    CUDA kernel under ``torch.use_deterministic_algorithms(True)``."""
+    rows = (y >= 0) if rows is None else rows & (y >= 0)
+    onehot = F.one_hot(y.clamp(min=0), logits.shape[1]).to(logits.dtype)
+    per_sample = -(F.log_softmax(logits, dim=1) * onehot).sum(dim=1)
+    weight = rows.to(logits.dtype)
+    return (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def zero_fill(x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Zero every entry behind the mask, so no method can read a missing modality's values."""
+    out = {}
+    for j, (name, v) in enumerate(x.items()):
+        keep = mask[:, j].reshape(-1, *([1] * (v.dim() - 1))).to(v.dtype)
+        out[name] = v * keep
+    return out
+
+
+class TorchMethod(Method):
+    """A method is ``build`` (its network), ``loss`` (on a training batch) and ``logits`` (on inputs);
+    fitting, early stopping and the masking guarantee are here, once."""
+
+    net: nn.Module
+
+    def __init__(self, info: DatasetInfo, hparams=None) -> None:
+        super().__init__(info, hparams)
+        self.device = torch.device("cpu")
+
+    def build(self, width: int) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, train: Split, val: Split, ctx: TrainContext) -> None:
+        self.device = ctx.device
+        self.ctx = ctx
+        self.net = self.build(ctx.budget.width).to(ctx.device)
+        fit_network(
+            self.net,
+            lambda b: self.loss(Batch(zero_fill(b.x, b.mask), b.mask, b.y, b.labeled)),
+            train,
+            ctx,
+            val_score=lambda: labeled_accuracy(self.predict_proba(val.x, val.mask), val),
+        )
+
+    @torch.no_grad()
+    def predict_proba(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        return torch.softmax(self.logits(zero_fill(x, mask), mask), dim=1)

@@ -1,0 +1,44 @@
+"""Early fusion: the raw features of every modality concatenated, with the mask as input, one network."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._blocks import TabularEncoder, TorchMethod, cross_entropy
+
+
+@dataclass(frozen=True)
+class EarlyFusionHparams:
+    #: Feed the mask itself as extra inputs, so the network can tell a missing modality from zeros.
+    mask_as_input: bool = True
+
+
+class EarlyFusion(TorchMethod):
+    """Concatenate all modalities (images flattened), append the mask, classify with one MLP.
+
+    Hyperparameters: ``mask_as_input`` (default True)."""
+
+    name = "early_fusion"
+    Hparams = EarlyFusionHparams
+
+    def build(self, width: int) -> nn.Module:
+        in_dim = sum(m.size for m in self.info.modalities)
+        if self.hparams.mask_as_input:
+            in_dim += len(self.info.modalities)
+        return nn.Sequential(TabularEncoder(in_dim, width), nn.Linear(width, self.info.n_classes))
+
+    def _inputs(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        parts = [x[m.name].reshape(mask.shape[0], -1) for m in self.info.modalities]
+        if self.hparams.mask_as_input:
+            parts.append(mask.to(parts[0].dtype))
+        return torch.cat(parts, dim=1)
+
+    def loss(self, batch) -> torch.Tensor:
+        return cross_entropy(self.net(self._inputs(batch.x, batch.mask)), batch.y)
+
+    def logits(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return self.net(self._inputs(x, mask))

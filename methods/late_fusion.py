@@ -1,0 +1,52 @@
+"""Late fusion: one encoder and head per modality; the prediction combines the available modalities only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._blocks import TorchMethod, cross_entropy, make_encoder
+
+
+@dataclass(frozen=True)
+class LateFusionHparams:
+    #: How the per-modality predictions are combined: "mean_proba" (average of probabilities) or
+    #: "mean_log_proba" (a product of experts, renormalised).
+    combine: str = "mean_proba"
+
+
+class LateFusion(TorchMethod):
+    """Each modality has its own encoder and classifier head, trained with its own cross-entropy on
+    the samples where that modality is present; at test time only present modalities vote.
+
+    Hyperparameters: ``combine`` (default "mean_proba")."""
+
+    name = "late_fusion"
+    Hparams = LateFusionHparams
+
+    def build(self, width: int) -> nn.Module:
+        if self.hparams.combine not in ("mean_proba", "mean_log_proba"):
+            raise ValueError(f"late_fusion combine must be mean_proba or mean_log_proba, got {self.hparams.combine!r}")
+        return nn.ModuleDict({
+            m.name: nn.Sequential(make_encoder(m, width), nn.Linear(width, self.info.n_classes))
+            for m in self.info.modalities
+        })
+
+    def _per_modality(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.net[m.name](x[m.name]) for m in self.info.modalities], dim=1)  # (n, M, C)
+
+    def loss(self, batch) -> torch.Tensor:
+        logits = self._per_modality(batch.x)
+        return sum(cross_entropy(logits[:, j], batch.y, rows=batch.mask[:, j]) for j in range(logits.shape[1]))
+
+    def logits(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(self._per_modality(x), dim=2)
+        w = mask.to(logp.dtype).unsqueeze(2)
+        n_present = w.sum(dim=1).clamp(min=1.0)
+        if self.hparams.combine == "mean_log_proba":
+            return (logp * w).sum(dim=1) / n_present
+        # log of the mean of the present modalities' probabilities; the runner applies the softmax.
+        return torch.log((logp.exp() * w).sum(dim=1) / n_present + 1e-30)

@@ -1,0 +1,97 @@
+"""The runner through the command line: records, resume, failures, kill and restart, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, TEST_PLUGINS, run_cli, write_suite
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((results / "runs").glob("*.json"))}
+
+
+def test_run_writes_records_and_resume_trains_nothing(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"])
+    first = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    recs = records(tmp_path / "res")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs.values())
+    rec = next(iter(recs.values()))
+    conditions = set(rec["metrics"])
+    assert {"clean", "missing_modality[m0]", "missing_modality[m2]", "random_missing[0.3]"} <= conditions
+    for key in ("accuracy", "macro_f1", "nll", "ece", "brier"):
+        assert 0.0 <= rec["metrics"]["clean"][key] < 10
+    assert rec["clock"] == "perf_counter" and rec["timings"]["fit_seconds"] > 0
+    assert rec["n_parameters"] > 0 and rec["flops"]["inference_per_sample"] > 0
+    assert (tmp_path / "res" / "leaderboard.md").exists()
+
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "res" / "runs").glob("*.json")}
+    second = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress")
+    assert second.returncode == 0
+    assert "done 0, skipped 2" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_broken_methods_are_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "raises_in_fit", "returns_nan", "wrong_shape", "late_fusion"])
+    env = {"BENCHMARK_METHODS_PATH": str(TEST_PLUGINS)}
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", extra_env=env)
+    assert done.returncode == 1
+    assert "failed 3" in done.stdout and "deliberate failure inside fit" in done.stdout
+    by_method = {r["spec"]["method"]: r for r in records(tmp_path / "res").values()}
+    assert by_method["early_fusion"]["status"] == by_method["late_fusion"]["status"] == "ok"
+    assert by_method["raises_in_fit"]["error"]["type"] == "RuntimeError"
+    assert by_method["returns_nan"]["error"]["type"] == "InvalidPrediction"
+    assert "shape" in by_method["wrong_shape"]["error"]["message"]
+    board = (tmp_path / "res" / "leaderboard.md").read_text()
+    assert "Failed runs" in board and "raises_in_fit" in board
+    # Failed runs are not silently retried, and the exit code still says so.
+    again = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", extra_env=env)
+    assert again.returncode == 1 and "not retried" in again.stdout
+
+
+def test_killed_sweep_resumes_with_no_corrupt_or_missing_record(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"], seeds=[0, 1, 2, 3])
+    res = tmp_path / "res"
+    cmd = [sys.executable, "-m", "benchmark", "run", "--suite", str(suite), "--results", str(res), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((res / "runs").glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_with = len(list((res / "runs").glob("*.json")))
+    assert 2 <= killed_with < 8, "the kill should land in the middle of the sweep"
+    again = run_cli("run", "--suite", str(suite), "--results", str(res), "--no-progress")
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {killed_with}" in again.stdout
+    recs = records(res)
+    assert len(recs) == 8 and all(r["status"] == "ok" for r in recs.values())
+
+
+def test_same_spec_and_seed_in_two_fresh_processes_give_identical_metrics(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"])
+    for name in ("a", "b"):
+        done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / name), "--no-progress")
+        assert done.returncode == 0, done.stderr
+    a, b = records(tmp_path / "a"), records(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key]["metrics"] == b[key]["metrics"]
+        assert [e["train_loss"] for e in a[key]["epoch_log"]] == [e["train_loss"] for e in b[key]["epoch_log"]]
+
+
+def test_unknown_names_get_a_clear_error(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["no_such_method"])
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"))
+    assert done.returncode == 2 and "no method named 'no_such_method'" in done.stderr and "known:" in done.stderr
+    done = run_cli("run", "--suite", "no_such_suite")
+    assert done.returncode == 2 and "known suites" in done.stderr
