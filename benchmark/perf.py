@@ -1,0 +1,104 @@
+"""Performance benchmark of the training loop: the same early-fusion network on the same mfeat tensors,
+trained three ways in one process, interleaved, median of several repeats each:
+
+1. the suite's runner path (``EarlyFusion.fit`` through ``benchmark.training.fit_network``);
+2. a bare PyTorch loop (seeded permutation, slicing, Adam);
+3. the same loop over a ``torch.utils.data.DataLoader`` of a ``TensorDataset``.
+
+All three run the same epochs (no early stop) and score the validation split after every epoch, as
+early stopping needs, so the ratios measure the loop's overhead only. Targets: runner / bare <= 1.10,
+DataLoader / runner >= 1.3.
+
+    python -m benchmark.perf [--epochs 20] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from benchmark import registry
+from benchmark.contracts import TrainBudget, TrainContext
+from benchmark.seeding import set_determinism, torch_generator
+from benchmark.timing import Clock
+
+
+def _setup(epochs: int):
+    data = registry.get("dataset", "mfeat").cls().load()
+    budget = TrainBudget(max_epochs=epochs, patience=epochs, batch_size=128, width=128)
+    return data, budget, registry.get("method", "early_fusion").cls
+
+
+def run_suite(data, budget, cls) -> float:
+    torch.manual_seed(0)
+    method = cls(data.info)
+    ctx = TrainContext(torch.device("cpu"), 0, torch_generator(0), budget, Clock(torch.device("cpu")))
+    t0 = time.perf_counter()
+    method.fit(data.splits["train"], data.splits["val"], ctx)
+    return time.perf_counter() - t0
+
+
+def _loop(data, budget, cls, use_loader: bool) -> float:
+    torch.manual_seed(0)
+    method = cls(data.info)
+    net = method.build(budget.width)
+    method.net = net
+    opt = torch.optim.Adam(net.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+    train, val = data.splits["train"], data.splits["val"]
+    names = list(train.x)
+    gen = torch_generator(0)
+    loader = None
+    if use_loader:
+        dataset = TensorDataset(*(train.x[k] for k in names), train.mask, train.y)
+        loader = DataLoader(dataset, batch_size=budget.batch_size, shuffle=True, generator=gen)
+    t0 = time.perf_counter()
+    for _ in range(budget.max_epochs):
+        net.train()
+        if use_loader:
+            batches = ((dict(zip(names, b[:-2], strict=True)), b[-2], b[-1]) for b in loader)
+        else:
+            perm = torch.randperm(len(train), generator=gen)
+            batches = (({k: train.x[k][i] for k in names}, train.mask[i], train.y[i])
+                       for i in perm.split(budget.batch_size))
+        for x, mask, y in batches:
+            loss = torch.nn.functional.cross_entropy(net(method._inputs(x, mask)), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        net.eval()
+        with torch.no_grad():
+            float((net(method._inputs(val.x, val.mask)).argmax(1) == val.y).float().mean())
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args(argv)
+    set_determinism(1)
+    data, budget, cls = _setup(args.epochs)
+    ways = {"runner": lambda: run_suite(data, budget, cls),
+            "bare": lambda: _loop(data, budget, cls, use_loader=False),
+            "dataloader": lambda: _loop(data, budget, cls, use_loader=True)}
+    for fn in ways.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(args.repeats):
+        for name, fn in ways.items():
+            times[name].append(fn())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"mfeat early_fusion, {args.epochs} epochs, batch {budget.batch_size}, {args.repeats} repeats, 1 thread")
+    for k, v in med.items():
+        print(f"  {k:10s} median {v:.3f} s   (all: {', '.join(f'{t:.3f}' for t in times[k])})")
+    print(f"runner / bare loop      = {med['runner'] / med['bare']:.3f}   (target <= 1.10)")
+    print(f"DataLoader loop / runner = {med['dataloader'] / med['runner']:.3f}   (target >= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

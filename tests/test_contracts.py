@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.contracts import Split, hparams_from_dict
+from helpers import toy_split
+
+
+def test_split_rejects_inconsistent_shapes() -> None:
+    s = toy_split(10)
+    with pytest.raises(ValueError, match="mask must be bool"):
+        Split(x=s.x, mask=torch.ones(10, 2, dtype=torch.bool), y=s.y, labeled=s.labeled, ids=s.ids)
+    with pytest.raises(ValueError, match="rows"):
+        Split(x={**s.x, "a": s.x["a"][:5]}, mask=s.mask, y=s.y, labeled=s.labeled, ids=s.ids)
+
+
+def test_a_sample_flagged_labeled_must_have_a_label() -> None:
+    s = toy_split(10)
+    y = s.y.clone()
+    y[0] = -1
+    with pytest.raises(ValueError, match="no label"):
+        Split(x=s.x, mask=s.mask, y=y, labeled=s.labeled, ids=s.ids)
+
+
+def test_with_inputs_zero_fills_what_the_mask_hides() -> None:
+    s = toy_split(8)
+    mask = s.mask.clone()
+    mask[:4, 2] = False
+    out = s.with_inputs(s.x, mask)
+    assert torch.all(out.x["img"][:4] == 0) and torch.equal(out.x["img"][4:], s.x["img"][4:])
+    assert torch.equal(out.x["a"], s.x["a"])
+
+
+def test_without_labels_removes_every_label() -> None:
+    view = toy_split(8).without_labels()
+    assert torch.all(view.y == -1) and not view.labeled.any()
+
+
+def test_subset_keeps_ids_aligned() -> None:
+    s = toy_split(8)
+    sub = s.subset(torch.tensor([5, 1]))
+    assert list(sub.ids) == ["s5", "s1"] and torch.equal(sub.x["a"], s.x["a"][[5, 1]])
+    assert isinstance(sub.ids, np.ndarray)
+
+
+def test_unknown_hyperparameter_is_refused_with_the_known_names() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class H:
+        lr: float = 0.1
+
+    assert hparams_from_dict(H, {"lr": 0.5}).lr == 0.5
+    with pytest.raises(ValueError, match=r"unknown hyperparameter.*'lrr'.*\['lr'\]"):
+        hparams_from_dict(H, {"lrr": 0.5})
