@@ -92,9 +92,14 @@ def _leaderboard(suite, results: Path, cache=None) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import update_readme
+    from benchmark.paths import REPO_ROOT
     from benchmark.suites import load_suite
 
     _leaderboard(load_suite(args.suite), args.results)
+    if args.update_readme:
+        update_readme(REPO_ROOT / "README.md", args.results / "leaderboard.md")
+        print("README.md: leaderboard block replaced", file=sys.stderr)
     return 0
 
 
@@ -127,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="rebuild leaderboard.{md,csv} from the stored records")
     p.add_argument("--suite", default="quick", help="the suite whose runs it tabulates (default: quick)")
     p.add_argument("--results", type=Path, default=default_results_dir())
+    p.add_argument("--update-readme", action="store_true",
+                   help="copy the tables into README.md between its leaderboard markers")
     p.set_defaults(func=cmd_leaderboard)
     return parser
 

@@ -63,6 +63,8 @@ def build_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             mean, lo, hi = mean_interval(np.array([get(r) for r in ok])) if ok else (math.nan,) * 3
             row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean, lo, hi
         rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "train_condition", "method", "seeds_ok", "seeds_failed"])
     return pd.DataFrame(rows)
 
 
@@ -82,6 +84,8 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str]) -> str:
            f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
            "`python -m benchmark leaderboard`.", ""]
+    if table.empty:
+        out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
         out += [f"## {dataset} (training: {cond})", ""]
         header = ["method", *(h for h, _, _ in COLUMNS.values()), "seeds"]
@@ -107,3 +111,18 @@ def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str) 
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
     (out_dir / "leaderboard.md").write_text(to_markdown(table, suite, failed))
     return table
+
+
+README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+
+
+def update_readme(readme: Path, board: Path) -> None:
+    """Replace the README's block between the leaderboard markers with the generated tables (headings
+    demoted one level, so they nest under the README's section)."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block to replace")
+    body = "\n".join("#" + line if line.startswith("#") else line for line in board.read_text().splitlines()[1:])
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{body.strip()}\n{README_END}{tail}")

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import toy_split
 
 from benchmark.contracts import Split, hparams_from_dict
-from helpers import toy_split
 
 
 def test_split_rejects_inconsistent_shapes() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import toy_info, toy_split
 
 from benchmark import registry
 from benchmark.contracts import TrainBudget, TrainContext
 from benchmark.seeding import set_determinism, torch_generator
 from benchmark.timing import Clock
-from helpers import toy_info, toy_split
 
 METHODS = sorted(registry.methods())
 BUDGET = TrainBudget(max_epochs=3, patience=2, batch_size=32, width=16)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from helpers import toy_split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark.protocols import Condition, apply_condition
-from helpers import toy_split
 
 
 @settings(max_examples=30, deadline=None)
