@@ -35,9 +35,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, p in sorted(registry.datasets().items()):
             print(f"{name:20s} {p.cls.card.source}")
     elif args.what == "protocols":
-        for name, p in sorted(PROTOCOLS.items()):
-            doc = (p.__doc__ or "").strip().splitlines()[0]
-            print(f"{name:18s} v{p.version}  {p.stage:5s} {p.family:9s} {doc}")
+        for name, p in sorted(PROTOCOLS.items(), key=lambda kv: (kv[1].stage, kv[0])):
+            params = "; ".join(q.describe() for q in p.params) or "no parameters"
+            print(f"{name} (v{p.version}, {p.stage}, family {p.family}): {p.summary}\n    params: {params}")
     else:
         for name in suites.available():
             print(f"{name:10s} {suites.load_suite(name).description}")
@@ -87,7 +87,7 @@ def _leaderboard(suite, results: Path, cache=None) -> None:
 
     runs = plan(suite, results, cache or DataCache())
     records = load_records([r.path for r in runs if r.path.exists()])
-    write_leaderboard(records, results, suite.name)
+    write_leaderboard(records, results, suite.name, suite.robustness_baseline)
     print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
         return 2

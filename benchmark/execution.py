@@ -6,6 +6,7 @@ A method that raises, returns NaN or returns the wrong shape gives a ``failed`` 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import traceback
@@ -47,6 +48,16 @@ def check_proba(proba: Any, n: int, n_classes: int) -> np.ndarray:
     if (p < -PROBA_TOLERANCE).any() or np.abs(p.sum(axis=1) - 1).max() > PROBA_TOLERANCE:
         raise InvalidPrediction("predict_proba rows must be non-negative and sum to 1")
     return np.clip(p, 0.0, 1.0)
+
+
+def input_hash(view: Split) -> str:
+    """sha256 of exactly what a method is shown: each modality's values (in order) and the mask."""
+    h = hashlib.sha256()
+    for name, v in view.x.items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(v.detach().cpu().numpy()).tobytes())
+    h.update(np.ascontiguousarray(view.mask.cpu().numpy()).tobytes())
+    return h.hexdigest()
 
 
 def _predict(method: Method, split: Split) -> torch.Tensor:
@@ -94,13 +105,18 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         method.fit(train, val, ctx)
         fit_seconds = clock.stop(t0)
 
-    metrics: dict[str, dict[str, float]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    input_hashes: dict[str, str] = {}
     with meter.phase() as eval_mem:
         for key in spec.test_conditions:
             cond = Condition.parse(key)
             shifted = apply_condition(test, cond, spec.seed)
-            proba = check_proba(_predict(method, shifted), len(shifted), data.info.n_classes)
-            metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": PROTOCOLS[cond.protocol].family}
+            view = shifted.without_labels()
+            input_hashes[key] = input_hash(view)
+            proba = check_proba(method.predict_proba(view.x, view.mask), len(shifted), data.info.n_classes)
+            proto = PROTOCOLS[cond.protocol]
+            metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": proto.family,
+                            "protocol": cond.protocol, "severity": proto.severity(cond.args)}
 
     with meter.phase() as infer_mem:
         if clock.cuda:
@@ -116,6 +132,7 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     return {
         "hparams": hparams_to_dict(hparams),
         "metrics": metrics,
+        "input_sha256": input_hashes,
         "timings": {
             "fit_seconds": fit_seconds,
             "epoch_seconds": [e.get("seconds", math.nan) for e in ctx.epoch_log],

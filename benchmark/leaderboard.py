@@ -13,12 +13,14 @@ import pandas as pd
 from scipy import stats
 
 from benchmark.records import read_record
+from benchmark.robustness import effective_robustness, summarize
 
 #: Leaderboard columns: name -> (header, function of one record's body, scale for display).
 COLUMNS: dict[str, tuple[str, Any, float]] = {
     "clean_accuracy": ("clean acc (%)", lambda r: r["metrics"]["clean"]["accuracy"], 100.0),
     "missing_mean_accuracy": ("missing: mean acc (%)", lambda r: _family(r, "missing", np.mean), 100.0),
     "missing_worst_accuracy": ("missing: worst acc (%)", lambda r: _family(r, "missing", np.min), 100.0),
+    "worst_accuracy": ("worst condition acc (%)", lambda r: summarize(r).get("worst_accuracy", math.nan), 100.0),
     "clean_ece": ("clean ECE (%)", lambda r: r["metrics"]["clean"]["ece"], 100.0),
     "fit_seconds": ("train time (s)", lambda r: r["timings"]["fit_seconds"], 1.0),
     "inference_us_per_sample": ("inference (us/sample)",
@@ -49,19 +51,33 @@ def load_records(paths: list[Path]) -> list[dict[str, Any]]:
     return [r for r in (read_record(p) for p in paths) if r is not None]
 
 
-def build_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> pd.DataFrame:
+    """One row per (dataset, training condition, method): each column's mean and interval over seeds,
+    the robustness summaries, and effective robustness against ``baseline`` (paired by seed)."""
     rows = []
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in records:
         s = r["spec"]
         groups.setdefault((s["dataset"], s["train_condition"], s["method"]), []).append(r)
+    base_by_seed = {(s["dataset"], s["train_condition"], s["seed"]): r for r in records
+                    if (s := r["spec"])["method"] == baseline and r.get("status") == "ok"}
     for (dataset, cond, method), recs in sorted(groups.items()):
         ok = [r for r in recs if r.get("status") == "ok"]
         row: dict[str, Any] = {"dataset": dataset, "train_condition": cond, "method": method,
                                "seeds_ok": len(ok), "seeds_failed": len(recs) - len(ok)}
-        for col, (_, get, _) in COLUMNS.items():
-            mean, lo, hi = mean_interval(np.array([get(r) for r in ok])) if ok else (math.nan,) * 3
-            row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean, lo, hi
+        per_seed: dict[str, list[float]] = {}
+        for r in ok:
+            values = {col: get(r) for col, (_, get, _) in COLUMNS.items()}
+            values.update({k: v for k, v in summarize(r).items() if not isinstance(v, str)})
+            base = base_by_seed.get((dataset, cond, r["spec"]["seed"]))
+            if base is not None:
+                values.update(effective_robustness(r, base))
+            for k, v in values.items():
+                per_seed.setdefault(k, []).append(v)
+        for col, vals in per_seed.items():
+            row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean_interval(np.array(vals))
+        worst = [summarize(r).get("worst_condition") for r in ok]
+        row["worst_condition"] = max(set(worst), key=worst.count) if worst and worst[0] else ""
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["dataset", "train_condition", "method", "seeds_ok", "seeds_failed"])
@@ -79,37 +95,52 @@ def _cell(row: pd.Series, col: str, scale: float) -> str:
     return text
 
 
-def to_markdown(table: pd.DataFrame, suite: str, failed: list[str]) -> str:
+def _table(part: pd.DataFrame, columns: list[tuple[str, str, float]], extra: list[tuple[str, Any]]) -> list[str]:
+    header = ["method", *(h for _, h, _ in columns), *(h for h, _ in extra)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in part.iterrows():
+        cells = [row["method"], *(_cell(row, c, s) if c in row else "—" for c, _, s in columns),
+                 *(f(row) for _, f in extra)]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines
+
+
+def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None) -> str:
     out = [f"# Leaderboard: suite `{suite}`", "",
            f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
            "`python -m benchmark leaderboard`.", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
+    families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
-        out += [f"## {dataset} (training: {cond})", ""]
-        header = ["method", *(h for h, _, _ in COLUMNS.values()), "seeds"]
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "---|" * len(header))
         part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
-        for _, row in part.iterrows():
-            cells = [row["method"], *(_cell(row, c, s) for c, (_, _, s) in COLUMNS.items())]
-            seeds = f"{row['seeds_ok']}" + (f" (+{row['seeds_failed']} failed)" if row["seeds_failed"] else "")
-            out.append("| " + " | ".join([*cells, seeds]) + " |")
-        out.append("")
+        out += [f"## {dataset} (training: {cond})", ""]
+        main = [(c, h, s) for c, (h, _, s) in COLUMNS.items()]
+        seeds = ("seeds", lambda r: f"{r['seeds_ok']}"
+                 + (f" (+{r['seeds_failed']} failed)" if r["seeds_failed"] else ""))
+        out += _table(part, main, [("worst condition", lambda r: f"`{r['worst_condition']}`"), seeds]) + [""]
+        fams = [f for f in families if part.get(f"auc_{f}", pd.Series(dtype=float)).notna().any()]
+        if fams:
+            out += [f"Robustness on {dataset}: relative robustness (area under accuracy vs severity, clean at 0, "
+                    f"normalised by the grid's width, %) and effective robustness against `{baseline}` "
+                    "(points of accuracy kept beyond the baseline's, after equalising clean accuracy).", ""]
+            cols = [(f"auc_{f}", f"AUC {f}", 100.0) for f in fams] + [(f"er_{f}", f"ER {f}", 100.0) for f in fams]
+            out += _table(part, cols, []) + [""]
     if failed:
         out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]
     return "\n".join(out)
 
 
-def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str) -> pd.DataFrame:
-    table = build_table(records)
+def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
+                      baseline: str | None = None) -> pd.DataFrame:
+    table = build_table(records, baseline)
     failed = [f"{r['spec']['method']} on {r['spec']['dataset']} seed {r['spec']['seed']}: "
               f"{r.get('error', {}).get('type', '')}: {r.get('error', {}).get('message', '')}"
               for r in records if r.get("status") != "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
-    (out_dir / "leaderboard.md").write_text(to_markdown(table, suite, failed))
+    (out_dir / "leaderboard.md").write_text(to_markdown(table, suite, failed, baseline))
     return table
 
 

@@ -14,8 +14,9 @@ from benchmark import ENGINE_VERSION
 from benchmark.paths import REPO_ROOT
 
 #: Engine modules whose code changes what a run computes; their source is part of every run_id.
-ENGINE_SOURCES = ("contracts.py", "data.py", "training.py", "protocols.py", "metrics.py", "execution.py",
-                  "seeding.py", "timing.py", "cost.py")
+ENGINE_SOURCES = ("contracts.py", "data.py", "training.py", "metrics.py", "execution.py", "seeding.py",
+                  "timing.py", "cost.py", "protocols/__init__.py", "protocols/base.py", "protocols/missing.py",
+                  "protocols/noise.py", "protocols/shift.py", "protocols/training.py")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark import registry
 from benchmark.contracts import DatasetInfo, TrainBudget
-from benchmark.protocols import Condition, get_protocol
+from benchmark.protocols import Condition, expand_conditions, get_protocol
 
 SUITES_DIR = Path(__file__).parent / "suites"
 
@@ -28,18 +28,15 @@ class Suite:
     test_conditions: list[str] = field(default_factory=lambda: ["clean"])
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The method that relative and effective robustness are measured against.
+    robustness_baseline: str = "late_fusion"
 
-    def expand_conditions(self, info: DatasetInfo) -> list[Condition]:
-        """The test grid for one dataset: ``name[*]`` becomes one condition per modality."""
-        out: list[Condition] = []
-        for key in self.test_conditions:
-            if key.endswith("[*]"):
-                out += [Condition(key[:-3], m) for m in info.modality_names]
-            else:
-                out.append(Condition.parse(key))
-        for c in out:
-            get_protocol(c.protocol, "test")
-        return out
+    def test_grid(self, info: DatasetInfo) -> list[Condition]:
+        """The test conditions for one dataset, ``*`` expanded and every parameter validated."""
+        return expand_conditions(self.test_conditions, info, "test")
+
+    def train_grid(self, info: DatasetInfo) -> list[Condition]:
+        return expand_conditions(self.training_conditions, info, "train")
 
 
 def available() -> list[str]:
@@ -54,7 +51,7 @@ def load_suite(name_or_path: str) -> Suite:
         raise FileNotFoundError(f"no suite {name_or_path!r}; known suites: {', '.join(available())} (or a .toml path)")
     raw = tomllib.loads(path.read_text())
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
-             "test_conditions", "dataset_params", "hparams"}
+             "test_conditions", "dataset_params", "hparams", "robustness_baseline"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
@@ -81,4 +78,5 @@ def load_suite(name_or_path: str) -> Suite:
         test_conditions=list(raw.get("test_conditions", ["clean"])),
         dataset_params=dict(raw.get("dataset_params", {})),
         hparams=dict(raw.get("hparams", {})),
+        robustness_baseline=str(raw.get("robustness_baseline", "late_fusion")),
     )

@@ -73,12 +73,13 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
         dplugin = registry.get("dataset", dname)
         params = suite.dataset_params.get(dname, {})
         data = cache.get(dname, params)
-        grid = suite.expand_conditions(data.info)
+        grid = suite.test_grid(data.info)
         tests = tuple(c.key for c in grid)
-        versions = "|".join(condition_versions(grid, "test"))
+        train_grid = suite.train_grid(data.info)
+        versions = "|".join(condition_versions(grid, "test") + condition_versions(train_grid, "train"))
         for mname in method_names:
             mplugin = registry.get("method", mname)
-            for train_cond in suite.training_conditions:
+            for train_cond in (c.key for c in train_grid):
                 for seed in (list(seeds) if seeds is not None else suite.seeds):
                     spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
                                    hparams=suite.hparams.get(mname, {}), dataset_params=params,
