@@ -36,3 +36,45 @@ def test_table_has_mean_and_worst_missing_accuracy_and_counts_failures() -> None
     md = to_markdown(build_table(recs), "unit", ["a on toy seed 3: RuntimeError: boom"])
     assert md.index("| a |") < md.index("| b |")  # sorted by clean accuracy
     assert "3 (+1 failed)" in md and "RuntimeError: boom" in md
+
+
+def graded_record(method: str, clean: float, curve: dict[float, float], seed: int = 0) -> dict:
+    metrics = {"clean": {"accuracy": clean, "ece": 0.0, "family": "clean", "severity": None}}
+    for rate, acc in curve.items():
+        metrics[f"random_missing[{rate}]"] = {"accuracy": acc, "family": "missing", "severity": rate}
+    return {"spec": {"method": method, "dataset": "toy", "train_condition": "standard", "seed": seed},
+            "status": "ok", "metrics": metrics,
+            "timings": {"fit_seconds": 1.0, "inference_seconds_per_sample": 1e-5}}
+
+
+def test_area_uses_the_actual_uneven_grid_and_is_normalised_by_its_width() -> None:
+    from benchmark.robustness import normalised_area, summarize
+
+    # Accuracy 1 at 0, falling linearly to 0 at 0.9, sampled unevenly: the area is exactly 0.5.
+    rates = [0.1, 0.2, 0.5, 0.9]
+    rec = graded_record("m", 1.0, {r: 1 - r / 0.9 for r in rates})
+    assert np.isclose(summarize(rec)["auc_missing"], 0.5)
+    # Treating the four points as evenly spaced (the grid mistake) would give another number.
+    accs = np.array([1.0] + [1 - r / 0.9 for r in rates])
+    assert not np.isclose(normalised_area(np.arange(5.0), accs), 0.5)
+    assert summarize(rec)["worst_condition"] == "random_missing[0.9]"
+
+
+def test_effective_robustness_is_zero_against_itself_and_equalises_clean_accuracy() -> None:
+    from benchmark.robustness import effective_robustness
+
+    base = graded_record("base", 0.9, {0.5: 0.7, 1.0: 0.5})
+    # Same drop as the baseline from a lower clean accuracy: effective robustness 0.
+    shifted = graded_record("m", 0.8, {0.5: 0.6, 1.0: 0.4})
+    assert np.isclose(effective_robustness(base, base)["er_missing"], 0.0)
+    assert np.isclose(effective_robustness(shifted, base)["er_missing"], 0.0)
+    flatter = graded_record("m", 0.8, {0.5: 0.8, 1.0: 0.8})
+    assert effective_robustness(flatter, base)["er_missing"] > 0.1
+
+
+def test_leaderboard_table_pairs_effective_robustness_by_seed() -> None:
+    recs = [graded_record("base", 0.9, {0.5: 0.7}, seed=s) for s in range(3)]
+    recs += [graded_record("m", 0.9, {0.5: 0.8}, seed=s) for s in range(3)]
+    table = build_table(recs, baseline="base").set_index("method")
+    assert np.isclose(table.loc["m", "er_missing"], 0.05) and np.isclose(table.loc["base", "er_missing"], 0.0)
+    assert "ER missing" in to_markdown(build_table(recs, "base"), "unit", [], "base")

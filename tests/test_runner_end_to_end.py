@@ -95,3 +95,29 @@ def test_unknown_names_get_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no method named 'no_such_method'" in done.stderr and "known:" in done.stderr
     done = run_cli("run", "--suite", "no_such_suite")
     assert done.returncode == 2 and "known suites" in done.stderr
+
+
+def test_two_methods_are_shown_byte_identical_inputs_condition_by_condition(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"])
+    text = suite.read_text().replace(
+        'test_conditions = ["clean", "missing_modality[*]", "random_missing[0.3]"]',
+        'test_conditions = ["clean", "random_missing[0.3]", "missing_pattern[*]", "gaussian_noise[m0,3]", '
+        '"mean_shift[m1,2]", "correlation_shift[m2,any_class]", "label_shift[0.4]", "mnar_value[m0,0.2]"]')
+    suite.write_text(text)
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    a, b = sorted(records(tmp_path / "res").values(), key=lambda r: r["spec"]["method"])
+    assert a["spec"]["method"] != b["spec"]["method"]
+    assert a["input_sha256"] == b["input_sha256"] and len(a["input_sha256"]) == 7 + 7
+    hashes = a["input_sha256"]
+    assert hashes["missing_pattern[m0+m1+m2]"] == hashes["clean"]  # all present is the clean input
+    assert len(set(hashes.values())) == len(hashes) - 1  # every other condition differs
+
+
+def test_a_wrong_protocol_parameter_stops_before_any_training(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion"])
+    suite.write_text(suite.read_text().replace('"random_missing[0.3]"', '"random_missing[1.5]"'))
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress")
+    assert done.returncode == 2
+    assert "random_missing: parameter rate=1.5 is not allowed; allowed: rate: a number in (0, 1]" in done.stderr
+    assert not (tmp_path / "res" / "runs").exists()

@@ -166,14 +166,8 @@ class Protocol(ABC):
     def expand(self, args: Sequence[Arg], info: DatasetInfo) -> list[tuple[Arg, ...]]:
         """Every argument tuple a ``*`` stands for."""
         choices = []
-        for i, p in enumerate(self.params):
-            value = args[i] if i < len(args) else None
-            if value == "*":
-                choices.append(self.grid(p, info))
-            elif value is None:
-                choices.append([p.default] if p.default is not None else self.grid(p, info))
-            else:
-                choices.append([value])
+        for p, value in zip(self.params, self.full_args(args), strict=True):
+            choices.append(self.grid(p, info) if value == "*" else [value])
         return [tuple(c) for c in itertools.product(*choices)]
 
     def grid(self, p: Param, info: DatasetInfo) -> list[Arg]:
