@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import toy_info, toy_split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark.contracts import DatasetInfo, Modality
 from benchmark.protocols import PROTOCOLS, Condition, ProtocolError, all_patterns, apply_condition, expand_conditions
-from helpers import toy_info, toy_split
 
 
 def cond(key: str) -> Condition:
