@@ -41,9 +41,15 @@ def fit_network(
     ctx: TrainContext,
     val_score: Callable[[], float],
     params: list[torch.nn.Parameter] | None = None,
+    on_epoch_start: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Train ``net`` with Adam on ``loss_fn``; keep the weights with the best ``val_score`` (higher is
-    better), stop after ``patience`` epochs without improvement. Returns a summary for the record."""
+    better), stop after ``patience`` epochs without improvement. Returns a summary for the record.
+
+    ``on_epoch_start(epoch)`` runs before an epoch's first batch (e.g. refit a mixture, re-estimate a
+    dependence), ``on_epoch_end(epoch)`` after its last step and before validation (e.g. diagnostics);
+    both count toward the epoch's time."""
     b = ctx.budget
     opt = torch.optim.Adam(params if params is not None else net.parameters(), lr=b.lr, weight_decay=b.weight_decay)
     best, best_state, best_epoch, stale = float("-inf"), None, -1, 0
@@ -51,6 +57,8 @@ def fit_network(
     step_flops = 0.0
     for epoch in range(b.max_epochs):
         t0 = ctx.clock.start()
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         net.train()
         total, count = torch.zeros((), device=train.mask.device), 0
         for batch in batches(train, b.batch_size, ctx.generator):
@@ -68,6 +76,8 @@ def fit_network(
             count += 1
             steps += 1
         net.eval()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
         score = float(val_score())
         seconds = ctx.clock.stop(t0)
         ctx.log_epoch(epoch=epoch, train_loss=float(total) / max(count, 1), val_score=score, seconds=seconds)

@@ -109,9 +109,16 @@ class TorchMethod(Method):
     def logits(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each epoch (``self.train_split`` is the training split). Default: nothing."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after each epoch's last step, before validation. Default: nothing."""
+
     def fit(self, train: Split, val: Split, ctx: TrainContext) -> None:
         self.device = ctx.device
         self.ctx = ctx
+        self.train_split, self.val_split = train, val
         self.net = self.build(ctx.budget.width).to(ctx.device)
         # Training splits already hold zeros behind the mask (Split.with_inputs), so batches go as they are.
         fit_network(
@@ -120,6 +127,8 @@ class TorchMethod(Method):
             train,
             ctx,
             val_score=lambda: labeled_accuracy(self.predict_proba(val.x, val.mask), val),
+            on_epoch_start=self.on_epoch_start,
+            on_epoch_end=self.on_epoch_end,
         )
 
     @torch.no_grad()
