@@ -104,7 +104,7 @@ def _leaderboard(suite, results: Path, cache=None) -> None:
 
     runs = plan(suite, results, cache or DataCache())
     records = load_records([r.path for r in runs if r.path.exists()])
-    write_leaderboard(records, results, suite.name, suite.robustness_baseline)
+    write_leaderboard(records, results, suite.name, suite.robustness_baseline, suite.selection_rule)
     print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
 
 

@@ -20,7 +20,7 @@ from benchmark.cost import inference_flops_per_sample
 from benchmark.data import Prepared
 from benchmark.environment import describe
 from benchmark.metrics import all_metrics
-from benchmark.protocols import PROTOCOLS, Condition, apply_condition
+from benchmark.protocols import PROTOCOLS, Condition, apply_condition, get_protocol
 from benchmark.records import RunSpec
 from benchmark.seeding import set_determinism, torch_generator
 from benchmark.timing import Clock, MemoryMeter
@@ -88,6 +88,20 @@ def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: tor
     return body
 
 
+def _validation_metrics(method: Method, val: Split, train_cond: Condition, seed: int,
+                        n_classes: int) -> dict[str, dict[str, float]]:
+    """Validation scores for model selection: the clean validation split, and the validation split under
+    the run's own training condition (what the method could see while training; label scarcity leaves
+    validation as it is). Never a test condition."""
+    clean = all_metrics(check_proba(_predict(method, val), len(val), n_classes), val.y.cpu().numpy())
+    proto = get_protocol(train_cond.protocol, "train")
+    if proto.family in ("standard", "labels"):
+        return {"clean": clean, "train_condition": clean}
+    shifted = proto.apply(val, proto.full_args(train_cond.args), seed)
+    under = all_metrics(check_proba(_predict(method, shifted), len(shifted), n_classes), shifted.y.cpu().numpy())
+    return {"clean": clean, "train_condition": under}
+
+
 def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
                         clock: Clock, meter: MemoryMeter) -> dict[str, Any]:
     budget = TrainBudget(**spec.budget)
@@ -105,6 +119,7 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         method.fit(train, val, ctx)
         fit_seconds = clock.stop(t0)
 
+    val_metrics = _validation_metrics(method, val, train_cond, spec.seed, data.info.n_classes)
     metrics: dict[str, dict[str, Any]] = {}
     input_hashes: dict[str, str] = {}
     with meter.phase() as eval_mem:
@@ -132,6 +147,7 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     return {
         "hparams": hparams_to_dict(hparams),
         "metrics": metrics,
+        "val_metrics": val_metrics,
         "input_sha256": input_hashes,
         "timings": {
             "fit_seconds": fit_seconds,

@@ -14,6 +14,7 @@ from scipy import stats
 
 from benchmark.records import read_record
 from benchmark.robustness import effective_robustness, summarize
+from benchmark.selection import DEFAULT_RULE, select, tuning_spread
 
 #: Leaderboard columns: name -> (header, function of one record's body, scale for display).
 COLUMNS: dict[str, tuple[str, Any, float]] = {
@@ -105,11 +106,13 @@ def _table(part: pd.DataFrame, columns: list[tuple[str, str, float]], extra: lis
     return lines
 
 
-def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None) -> str:
+def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None,
+                rule: str = DEFAULT_RULE) -> str:
     out = [f"# Leaderboard: suite `{suite}`", "",
            f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
-           "`python -m benchmark leaderboard`.", ""]
+           "`python -m benchmark leaderboard`.", "",
+           f"Model selection: `{rule}` ({_rule_text(rule)}).", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
@@ -132,15 +135,46 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
     return "\n".join(out)
 
 
+def _rule_text(rule: str) -> str:
+    return {"clean_val": "the hyperparameter draw with the best mean clean validation accuracy",
+            "train_condition_val": "the draw with the best validation accuracy under the training condition",
+            "oracle_test": "the draw with the best mean TEST accuracy: an oracle, not a fair comparison"}[rule]
+
+
 def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
-                      baseline: str | None = None) -> pd.DataFrame:
-    table = build_table(records, baseline)
+                      baseline: str | None = None, rule: str = DEFAULT_RULE) -> pd.DataFrame:
+    """Select one hyperparameter draw per method with ``rule`` (a query over the records), then write
+    the tables. With several draws, an oracle-selected table (test data) is written apart."""
+    selected, chosen = select(records, rule)
+    table = _with_tuning(build_table(selected, baseline), chosen, tuning_spread(records), rule)
     failed = [f"{r['spec']['method']} on {r['spec']['dataset']} seed {r['spec']['seed']}: "
               f"{r.get('error', {}).get('type', '')}: {r.get('error', {}).get('message', '')}"
               for r in records if r.get("status") != "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
-    (out_dir / "leaderboard.md").write_text(to_markdown(table, suite, failed, baseline))
+    md = to_markdown(table, suite, failed, baseline, rule)
+    if any(n > 1 for n, _ in tuning_spread(records).values()):
+        oracle_records, oracle_chosen = select(records, "oracle_test")
+        oracle = _with_tuning(build_table(oracle_records, baseline), oracle_chosen, tuning_spread(records),
+                              "oracle_test")
+        oracle.to_csv(out_dir / "leaderboard_oracle.csv", index=False, float_format="%.6g")
+        (out_dir / "leaderboard_oracle.md").write_text(
+            to_markdown(oracle, suite, [], baseline, "oracle_test").replace(
+                "# Leaderboard:", "# NOT A LEADERBOARD (oracle selection on test data):", 1))
+        md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
+    (out_dir / "leaderboard.md").write_text(md)
+    return table
+
+
+def _with_tuning(table: pd.DataFrame, chosen: dict, spread: dict, rule: str) -> pd.DataFrame:
+    if table.empty:
+        return table
+    keys = list(zip(table["method"], table["dataset"], table["train_condition"], strict=True))
+    table = table.copy()
+    table["selection_rule"] = rule
+    table["draw_selected"] = [chosen.get(k, 0) for k in keys]
+    table["draws"] = [spread.get(k, (1, 0.0))[0] for k in keys]
+    table["tuning_spread_clean_accuracy"] = [spread.get(k, (1, 0.0))[1] for k in keys]
     return table
 
 

@@ -15,7 +15,8 @@ from benchmark.paths import REPO_ROOT
 
 #: Engine modules whose code changes what a run computes; their source is part of every run_id.
 ENGINE_SOURCES = ("contracts.py", "data.py", "training.py", "metrics.py", "execution.py", "seeding.py",
-                  "timing.py", "cost.py", "protocols/__init__.py", "protocols/base.py", "protocols/missing.py",
+                  "timing.py", "cost.py", "hparams.py",
+                  "protocols/__init__.py", "protocols/base.py", "protocols/missing.py",
                   "protocols/noise.py", "protocols/shift.py", "protocols/training.py")
 
 
@@ -29,6 +30,7 @@ class RunSpec:
     dataset_params: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     test_conditions: tuple[str, ...] = ()
+    draw: int = 0  # the hyperparameter draw (0 = the defaults)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -30,6 +30,10 @@ class Suite:
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The method that relative and effective robustness are measured against.
     robustness_baseline: str = "late_fusion"
+    #: Hyperparameter draws per method (0 = the defaults, then seeded draws from each search space).
+    hparam_draws: int = 1
+    #: The model-selection rule the leaderboard uses (see benchmark.selection).
+    selection_rule: str = "clean_val"
 
     def test_grid(self, info: DatasetInfo) -> list[Condition]:
         """The test conditions for one dataset, ``*`` expanded and every parameter validated."""
@@ -51,7 +55,8 @@ def load_suite(name_or_path: str) -> Suite:
         raise FileNotFoundError(f"no suite {name_or_path!r}; known suites: {', '.join(available())} (or a .toml path)")
     raw = tomllib.loads(path.read_text())
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
-             "test_conditions", "dataset_params", "hparams", "robustness_baseline"}
+             "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
+             "selection_rule"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
@@ -79,4 +84,21 @@ def load_suite(name_or_path: str) -> Suite:
         dataset_params=dict(raw.get("dataset_params", {})),
         hparams=dict(raw.get("hparams", {})),
         robustness_baseline=str(raw.get("robustness_baseline", "late_fusion")),
+        hparam_draws=_positive_int(raw.get("hparam_draws", 1), "hparam_draws", path),
+        selection_rule=_rule(raw.get("selection_rule", "clean_val"), path),
     )
+
+
+def _positive_int(value: Any, key: str, path: Path) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _rule(value: Any, path: Path) -> str:
+    from benchmark.selection import RULES
+
+    if value not in RULES or RULES[value][1]:
+        allowed = [k for k, (_, oracle) in RULES.items() if not oracle]
+        raise ValueError(f"{path}: selection_rule {value!r} is not allowed for a leaderboard; allowed: {allowed}")
+    return str(value)

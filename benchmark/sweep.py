@@ -5,6 +5,7 @@ at any point loses at most the run in flight. A failed run is recorded and the s
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark import registry
+from benchmark import hparams, registry
 from benchmark.data import Prepared
 from benchmark.execution import execute
 from benchmark.protocols import condition_versions
@@ -79,13 +80,16 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
         versions = "|".join(condition_versions(grid, "test") + condition_versions(train_grid, "train"))
         for mname in method_names:
             mplugin = registry.get("method", mname)
-            for train_cond in (c.key for c in train_grid):
-                for seed in (list(seeds) if seeds is not None else suite.seeds):
-                    spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
-                                   hparams=suite.hparams.get(mname, {}), dataset_params=params,
-                                   budget=vars(suite.budget).copy(), test_conditions=tests)
-                    rid = run_id(spec, mplugin.source_hash + versions, dplugin.source_hash, data.checksum, engine)
-                    runs.append(PlannedRun(spec, rid, record_path(results, spec, rid)))
+            for draw_index, train_cond, seed in itertools.product(
+                range(suite.hparam_draws), (c.key for c in train_grid),
+                list(seeds) if seeds is not None else suite.seeds,
+            ):
+                values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {})}
+                spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
+                               hparams=values, dataset_params=params, budget=vars(suite.budget).copy(),
+                               test_conditions=tests, draw=draw_index)
+                rid = run_id(spec, mplugin.source_hash + versions, dplugin.source_hash, data.checksum, engine)
+                runs.append(PlannedRun(spec, rid, record_path(results, spec, rid)))
     return runs
 
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from benchmark.hparams import Choice, hparam
+
 from ._blocks import TabularEncoder, TorchMethod, cross_entropy
 
 
 @dataclass(frozen=True)
 class EarlyFusionHparams:
     #: Feed the mask itself as extra inputs, so the network can tell a missing modality from zeros.
-    mask_as_input: bool = True
+    mask_as_input: bool = hparam(True, Choice((True, False)))
 
 
 class EarlyFusion(TorchMethod):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from benchmark.hparams import Choice, hparam
+
 from ._blocks import TorchMethod, cross_entropy, make_encoder
 
 
@@ -15,7 +17,7 @@ from ._blocks import TorchMethod, cross_entropy, make_encoder
 class LateFusionHparams:
     #: How the per-modality predictions are combined: "mean_proba" (average of probabilities) or
     #: "mean_log_proba" (a product of experts, renormalised).
-    combine: str = "mean_proba"
+    combine: str = hparam("mean_proba", Choice(("mean_proba", "mean_log_proba")))
 
 
 class LateFusion(TorchMethod):
