@@ -100,19 +100,22 @@ def _table(part: pd.DataFrame, columns: list[tuple[str, str, float]], extra: lis
     header = ["method", *(h for _, h, _ in columns), *(h for h, _ in extra)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in part.iterrows():
-        cells = [row["method"], *(_cell(row, c, s) if c in row else "—" for c, _, s in columns),
+        cells = [row["method"], *(_cell(row, c, s) + (" ✓" if row.get(f"{c}_mark", False) else "")
+                                  if c in row else "—" for c, _, s in columns),
                  *(f(row) for _, f in extra)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
 
 def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None,
-                rule: str = DEFAULT_RULE) -> str:
+                rule: str = DEFAULT_RULE, marks: set | None = None) -> str:
+    marks = marks or set()
     out = [f"# Leaderboard: suite `{suite}`", "",
            f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
            "`python -m benchmark leaderboard`.", "",
-           f"Model selection: `{rule}` ({_rule_text(rule)}).", ""]
+           f"Model selection: `{rule}` ({_rule_text(rule)}). ✓ after the clean accuracy: not significantly "
+           "worse than the best (paired t-test over seeds, Holm-corrected; see `statistics.md`).", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
@@ -120,6 +123,7 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
         part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
         out += [f"## {dataset} (training: {cond})", ""]
         main = [(c, h, s) for c, (h, _, s) in COLUMNS.items()]
+        part = part.assign(clean_accuracy_mark=[(dataset, cond, "clean", m) in marks for m in part["method"]])
         seeds = ("seeds", lambda r: f"{r['seeds_ok']}"
                  + (f" (+{r['seeds_failed']} failed)" if r["seeds_failed"] else ""))
         out += _table(part, main, [("worst condition", lambda r: f"`{r['worst_condition']}`"), seeds]) + [""]
@@ -144,15 +148,26 @@ def _rule_text(rule: str) -> str:
 def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
                       baseline: str | None = None, rule: str = DEFAULT_RULE) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the records), then write
-    the tables. With several draws, an oracle-selected table (test data) is written apart."""
+    the tables, the statistics, the claims scorecard and the HTML page. With several draws, an
+    oracle-selected table (test data) is written apart."""
+    from benchmark import claims, html_page
+    from benchmark.stat_report import write_statistics
+    from benchmark.statistics import long_table, not_worse_than_best, pairwise_tests
+
     selected, chosen = select(records, rule)
     table = _with_tuning(build_table(selected, baseline), chosen, tuning_spread(records), rule)
+    long = long_table(selected)
+    pairwise = pairwise_tests(long, baseline)
+    marks = not_worse_than_best(pairwise, long)
+    if not table.empty:
+        table["not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
+                                        zip(table["dataset"], table["train_condition"], table["method"], strict=True)]
     failed = [f"{r['spec']['method']} on {r['spec']['dataset']} seed {r['spec']['seed']}: "
               f"{r.get('error', {}).get('type', '')}: {r.get('error', {}).get('message', '')}"
-              for r in records if r.get("status") != "ok"]
+              for r in selected if r.get("status") != "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
-    md = to_markdown(table, suite, failed, baseline, rule)
+    md = to_markdown(table, suite, failed, baseline, rule, marks)
     if any(n > 1 for n, _ in tuning_spread(records).values()):
         oracle_records, oracle_chosen = select(records, "oracle_test")
         oracle = _with_tuning(build_table(oracle_records, baseline), oracle_chosen, tuning_spread(records),
@@ -163,6 +178,14 @@ def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
                 "# Leaderboard:", "# NOT A LEADERBOARD (oracle selection on test data):", 1))
         md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
     (out_dir / "leaderboard.md").write_text(md)
+    write_statistics(long, selected, pairwise, baseline, out_dir)
+    present = {r["spec"]["method"] for r in selected}
+    written = {c.method for c in claims.CLAIMS}
+    (out_dir / "claims.md").write_text(claims.to_markdown(claims.scorecard(selected, present), suite,
+                                                          sorted(present - written)))
+    if not table.empty:
+        (out_dir / "leaderboard.html").write_text(
+            html_page.render(table, long, marks, COLUMNS, selected, suite, rule, out_dir))
     return table
 
 

@@ -1,0 +1,159 @@
+"""The claims scorecard: each paper's qualitative claim as a check on the stored records, with its test,
+its p-value and a verdict.
+
+A claim names the data it needs (methods, datasets, training condition, condition family). Verdicts:
+``supported`` (the one-sided test in the claimed direction is significant), ``not supported`` (the test
+in the opposite direction is significant), ``inconclusive`` (neither, or the data are not there; the
+row says which data were missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmark.statistics import ALPHA, long_table
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    p: float
+    effect: str
+    test: str
+    used: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    method: str
+    source: str
+    statement: str
+    check: Callable[[list[Record], pd.DataFrame], Verdict]
+
+
+def _decide(p_greater: float, p_less: float) -> str:
+    if p_greater < ALPHA:
+        return "supported"
+    if p_less < ALPHA:
+        return "not supported"
+    return "inconclusive"
+
+
+def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, ...] | None = None,
+                   train_condition: str = "standard", of: str = "accuracy") -> Callable[..., Verdict]:
+    """a > b on the family's accuracy (or, with of="drop", a loses more than b from clean), paired over
+    (dataset, seed); a one-sided paired t-test."""
+    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
+        part = long[long["train_condition"] == train_condition]
+        if datasets:
+            part = part[part["dataset"].isin(datasets)]
+
+        def values(method: str) -> pd.Series:
+            rows = part[part["method"] == method]
+            v = rows[rows["family"] == family].set_index(["dataset", "seed"])["accuracy"]
+            if of == "drop":
+                clean = rows[rows["family"] == "clean"].set_index(["dataset", "seed"])["accuracy"]
+                v = clean - v
+            return v.dropna()
+
+        va, vb = values(a), values(b)
+        common = va.index.intersection(vb.index)
+        what = f"{'drop from clean to ' if of == 'drop' else ''}{family} accuracy, training {train_condition}"
+        if len(common) < 2:
+            return Verdict("inconclusive", float("nan"), "—", f"paired t-test of {a} − {b} ({what})",
+                           f"not enough paired runs ({len(common)}); needs {a} and {b} on "
+                           f"{', '.join(datasets) if datasets else 'any dataset'} with {train_condition}")
+        d = (va.loc[common] - vb.loc[common]).to_numpy(float)
+        if np.allclose(d, d[0]):
+            p_g, p_l = (0.0, 1.0) if d[0] > 0 else (1.0, 0.0) if d[0] < 0 else (1.0, 1.0)
+        else:
+            p_g = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
+            p_l = float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+        used = f"{len(common)} (dataset, seed) pairs on {', '.join(sorted({i[0] for i in common}))}"
+        return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * 100:+.2f} points",
+                       f"one-sided paired t-test of {a} − {b} ({what})", used)
+    return check
+
+
+def lower_spread(a: str, b: str, train_condition: str = "standard") -> Callable[..., Verdict]:
+    """a's accuracy varies less over seeds than b's: Brown-Forsythe test on per-(dataset, condition)
+    centred accuracies of every run, direction from the standard deviations."""
+    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
+        def centred(method: str) -> np.ndarray:
+            vals = {}
+            for r in records:
+                s = r["spec"]
+                if r.get("status") == "ok" and s["method"] == method and s["train_condition"] == train_condition:
+                    for k, m in r["metrics"].items():
+                        vals.setdefault((s["dataset"], k), []).append(m["accuracy"])
+            return np.concatenate([np.array(v) - np.mean(v) for v in vals.values() if len(v) > 1] or [np.array([])])
+
+        va, vb = centred(a), centred(b)
+        test = f"Brown-Forsythe test of the spread over seeds ({a} vs {b}, every condition, centred per cell)"
+        if len(va) < 3 or len(vb) < 3:
+            return Verdict("inconclusive", float("nan"), "—", test, f"needs several seeds of {a} and {b}")
+        p = float(stats.levene(va, vb, center="median").pvalue)
+        sa, sb = va.std(ddof=1), vb.std(ddof=1)
+        verdict = "inconclusive" if p >= ALPHA else ("supported" if sa < sb else "not supported")
+        return Verdict(verdict, p, f"sd {sa * 100:.2f} vs {sb * 100:.2f} points", test,
+                       f"{len(va)} and {len(vb)} centred accuracies")
+    return check
+
+
+CLAIMS: list[Claim] = [
+    Claim("early_fusion", "multimodal fusion folklore; synergy needs joint features",
+          "Early fusion beats late fusion where the label needs a cross-modal interaction "
+          "(synthetic_pid, 20% synergistic samples).",
+          paired_greater("early_fusion", "late_fusion", "clean", ("synthetic_pid",))),
+    Claim("late_fusion", "multimodal fusion folklore; MultiBench",
+          "Late fusion loses less accuracy than early fusion when modalities go missing.",
+          paired_greater("early_fusion", "late_fusion", "missing", of="drop")),
+    Claim("robult", "Robult (papers/robult.md)",
+          "Robult keeps more accuracy than late fusion when modalities are missing.",
+          paired_greater("robult", "late_fusion", "missing")),
+    Claim("robult", "Robult (papers/robult.md)",
+          "With 10% of the labels, Robult (semi-supervised) is more accurate than late fusion.",
+          paired_greater("robult", "late_fusion", "clean", train_condition="labels[0.1]")),
+    Claim("mm_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
+          "Modality-aware DRO has lower variance across seeds than the canonical non-robust model (early fusion).",
+          lower_spread("mm_dro", "early_fusion")),
+    Claim("mm_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
+          "Modality-aware DRO is more accurate than early fusion under a covariate shift of one modality.",
+          paired_greater("mm_dro", "early_fusion", "covariate")),
+    Claim("ef_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
+          "At equal budget, modality-aware DRO is more robust to a one-modality shift than early-fusion DRO.",
+          paired_greater("mm_dro", "ef_dro", "covariate")),
+    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
+          "The GMM-guided adaptive loss is more accurate than plain joint training (early fusion) when one "
+          "modality dominates (synthetic_pid has unequal noise per modality).",
+          paired_greater("gmm_adaptive", "early_fusion", "clean", ("synthetic_pid",))),
+]
+
+
+def scorecard(records: list[Record], methods: set[str] | None = None) -> list[tuple[Claim, Verdict]]:
+    long = long_table(records)
+    return [(c, c.check(records, long)) for c in CLAIMS if methods is None or c.method in methods]
+
+
+def to_markdown(results: list[tuple[Claim, Verdict]], suite: str, missing_methods: list[str]) -> str:
+    lines = [f"# Claims scorecard: suite `{suite}`", "",
+             f"Each paper's qualitative claim, checked on the stored runs (alpha {ALPHA}). Supported: the "
+             "one-sided test in the claimed direction is significant; not supported: the opposite direction "
+             "is; inconclusive: neither, or the data are missing (the last column says which data were used).",
+             "", "| method | claim | test | effect | p | verdict | data used | source |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c, v in results:
+        p = "—" if not np.isfinite(v.p) else (f"{v.p:.3f}" if v.p >= 0.001 else f"{v.p:.1e}")
+        lines.append(f"| {c.method} | {c.statement} | {v.test} | {v.effect} | {p} | **{v.verdict}** | {v.used} "
+                     f"| {c.source} |")
+    if missing_methods:
+        lines += ["", f"Methods with no claim written yet: {', '.join(missing_methods)}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,93 @@
+"""The statistics page (``statistics.md`` and ``statistics_pairwise.csv``) written beside the leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.statistics import ALPHA, friedman, mixed_model, pairwise_tests, spread_tests
+
+
+def _fmt_p(p: float) -> str:
+    return "—" if p is None or not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+
+
+def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise: pd.DataFrame,
+                     baseline: str | None, out_dir: Path, posthoc: str = "nemenyi") -> str:
+    lines = ["# Statistics", "",
+             f"Significance level {ALPHA}. Paired t-tests over seeds, Holm-corrected within each dataset, "
+             "training condition, family and reference; d_z = mean paired difference / its standard deviation. "
+             "Accuracies in points (%).", ""]
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        lines += [f"{len(failed)} failed run(s) are left out of every test below:", ""]
+        lines += [f"- {r['spec']['method']} on {r['spec']['dataset']} seed {r['spec']['seed']}" for r in failed] + [""]
+
+    lines += ["## Across datasets", ""]
+    for fam in ("clean", "missing", "noise", "covariate"):
+        res = friedman(long, fam, posthoc)
+        lines.append(f"### Friedman test, {fam} accuracy")
+        lines.append("")
+        lines.append(f"Blocks used: {', '.join(res['blocks_used']) or 'none'}; left out (a method missing): "
+                     f"{', '.join(res['blocks_left_out']) or 'none'}.")
+        if "note" in res:
+            lines += ["", f"Not computed: {res['note']}.", ""]
+            continue
+        if "note_ties" in res:
+            lines += ["", f"Note: {res['note_ties']}; p = 1 by definition."]
+        lines += ["", f"chi2 = {res['statistic']:.3f}, p = {_fmt_p(res['p'])}; critical difference of average "
+                  f"ranks (Nemenyi, alpha {ALPHA}) = {res['critical_difference']:.3f}.", "",
+                  "| method | average rank |", "|---|---|"]
+        lines += [f"| {m} | {r:.2f} |" for m, r in sorted(res["average_ranks"].items(), key=lambda kv: kv[1])]
+        lines += ["", f"Post-hoc ({res['posthoc']}) p-values:", "", _matrix(res["posthoc_p"]), ""]
+    if baseline:
+        res = mixed_model(long, baseline)
+        lines += [f"### Mixed model: accuracy ~ method + (1 | dataset) + (1 | seed), against `{baseline}`", ""]
+        if "note" in res:
+            lines += [f"Not computed: {res['note']}.", ""]
+        else:
+            lines += [f"n = {res['n']} runs, converged: {res['converged']}."
+                      + (f" Warnings: {'; '.join(res['warnings'])}." if res["warnings"] else ""), "",
+                      "| method | effect (points) | 95% interval | p |", "|---|---|---|---|"]
+            lines += [f"| {m} | {e['effect'] * 100:+.2f} | [{e['ci_low'] * 100:+.2f}, {e['ci_high'] * 100:+.2f}] "
+                      f"| {_fmt_p(e['p'])} |" for m, e in sorted(res["effects"].items())]
+            lines.append("")
+        spread = spread_tests(records, baseline)
+        lines += [f"### Spread over seeds and conditions against `{baseline}` (Brown-Forsythe)", ""]
+        if spread.empty:
+            lines += ["Not computed: no baseline runs.", ""]
+        else:
+            lines += ["| dataset | method | sd | baseline sd | p (Holm) |", "|---|---|---|---|---|"]
+            lines += [f"| {r.dataset} | {r.method} | {r.sd * 100:.2f} | {r.baseline_sd * 100:.2f} | "
+                      f"{_fmt_p(r.p_holm)} |" for r in spread.itertuples()]
+            lines.append("")
+
+    lines += ["## Per dataset", ""]
+    if not pairwise.empty:
+        for (dataset, cond), part in pairwise.groupby(["dataset", "train_condition"]):
+            lines += [f"### {dataset} (training: {cond})", "",
+                      "| family | method | vs | difference (points) | 95% interval | d_z | pairs | p (Holm) |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in part.itertuples():
+                mark = " *" if r.significant else ""
+                lines.append(f"| {r.family} | {r.method} | {r.reference} ({r.reference_method}) | "
+                             f"{r.mean_diff * 100:+.2f} | [{r.ci_low * 100:+.2f}, {r.ci_high * 100:+.2f}] | "
+                             f"{r.d_z:.2f} | {r.n_pairs} | {_fmt_p(r.p_holm)}{mark} |")
+            lines.append("")
+    text = "\n".join(lines)
+    (out_dir / "statistics.md").write_text(text)
+    pairwise.to_csv(out_dir / "statistics_pairwise.csv", index=False, float_format="%.6g")
+    return text
+
+
+def _matrix(p: pd.DataFrame) -> str:
+    cols = list(p.columns)
+    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    out += [f"| {i} | " + " | ".join(_fmt_p(p.loc[i, c]) for c in cols) + " |" for i in p.index]
+    return "\n".join(out)
+
+
+__all__ = ["pairwise_tests", "write_statistics"]

@@ -1,0 +1,201 @@
+"""Statistical comparisons of methods, with the tests that the literature on comparing learners
+prescribes (Demšar 2006; Benavoli et al. 2016), computed by scipy, statsmodels and scikit-posthocs.
+
+- Per dataset, training condition and condition family: every method against the best and against a
+  named baseline, paired over seeds (paired t-test), Holm-corrected across methods, with the mean
+  difference, its t interval and the paired effect size d_z.
+- Across datasets: the Friedman test on per-dataset means, average ranks, Nemenyi's post-hoc and the
+  critical difference (Conover with Holm as the option); a linear mixed model of accuracy with method
+  as fixed effect and dataset (and seed within dataset) as random effects.
+- Spread: the Brown-Forsythe test (Levene's, median-centred) of each method's accuracies over seeds and
+  conditions against the baseline's, Holm-corrected.
+Incomplete tables are reported: every test says which cells it used and which it left out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scikit_posthocs as sp
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+ALPHA = 0.05
+#: Families whose accuracy is averaged per run into one value per family (beside "clean").
+FAMILIES = ("missing", "pattern", "mnar", "noise", "covariate", "correlation", "label")
+
+
+def long_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (dataset, training condition, method, seed, family): clean accuracy, or the mean
+    accuracy over the family's conditions. Failed runs are left out (and counted elsewhere)."""
+    rows = []
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        s = r["spec"]
+        base = {"dataset": s["dataset"], "train_condition": s["train_condition"], "method": s["method"],
+                "seed": s["seed"]}
+        rows.append({**base, "family": "clean", "accuracy": r["metrics"]["clean"]["accuracy"]})
+        for fam in FAMILIES:
+            accs = [m["accuracy"] for m in r["metrics"].values() if m.get("family") == fam]
+            if accs:
+                rows.append({**base, "family": fam, "accuracy": float(np.mean(accs))})
+    return pd.DataFrame(rows, columns=["dataset", "train_condition", "method", "seed", "family", "accuracy"])
+
+
+def _paired(a: pd.Series, b: pd.Series) -> dict[str, float]:
+    """Paired comparison over the seeds both have: a - b."""
+    common = a.index.intersection(b.index)
+    d = (a.loc[common] - b.loc[common]).to_numpy(float)
+    out = {"n_pairs": len(d), "mean_diff": float(d.mean()) if len(d) else math.nan}
+    if len(d) < 2 or np.allclose(d, d[0]):
+        # No spread: t is undefined. Identical methods (d == 0) are not different; a constant gap is.
+        out.update(p=1.0 if len(d) < 2 or d[0] == 0 else 0.0, d_z=math.nan, ci_low=out["mean_diff"],
+                   ci_high=out["mean_diff"])
+        return out
+    t = stats.ttest_rel(a.loc[common], b.loc[common])
+    lo, hi = stats.t.interval(1 - ALPHA, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    out.update(p=float(t.pvalue), d_z=float(d.mean() / d.std(ddof=1)), ci_low=float(lo), ci_high=float(hi))
+    return out
+
+
+def pairwise_tests(table: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Each method against the best (highest mean) and against ``baseline``, per dataset, training
+    condition and family; p-values Holm-corrected within each (dataset, condition, family, reference)."""
+    rows = []
+    for (dataset, cond, fam), part in table.groupby(["dataset", "train_condition", "family"], sort=True):
+        by_method = {m: g.set_index("seed")["accuracy"] for m, g in part.groupby("method")}
+        means = {m: v.mean() for m, v in by_method.items()}
+        best = max(sorted(means), key=means.get)
+        for ref_kind, ref in (("best", best), ("baseline", baseline)):
+            if ref not in by_method:
+                continue
+            block = []
+            for m, v in sorted(by_method.items()):
+                if m == ref:
+                    continue
+                block.append({"dataset": dataset, "train_condition": cond, "family": fam, "method": m,
+                              "reference": ref_kind, "reference_method": ref, **_paired(v, by_method[ref])})
+            if block:
+                ps = [b["p"] for b in block]
+                adjusted = multipletests(ps, alpha=ALPHA, method="holm")[1]
+                for b, p_adj in zip(block, adjusted, strict=True):
+                    b["p_holm"] = float(p_adj)
+                    b["significant"] = bool(p_adj < ALPHA)
+                rows += block
+    return pd.DataFrame(rows)
+
+
+def not_worse_than_best(pairwise: pd.DataFrame, table: pd.DataFrame) -> set[tuple[str, str, str, str]]:
+    """(dataset, condition, family, method) for the best method and every method whose gap to it is not
+    significant after Holm's correction."""
+    keep = set()
+    for (dataset, cond, fam), part in table.groupby(["dataset", "train_condition", "family"]):
+        means = part.groupby("method")["accuracy"].mean()
+        keep.add((dataset, cond, fam, means.idxmax()))
+    if not pairwise.empty:
+        for _, r in pairwise[pairwise["reference"] == "best"].iterrows():
+            if not r["significant"]:
+                keep.add((r["dataset"], r["train_condition"], r["family"], r["method"]))
+    return keep
+
+
+def critical_difference(k: int, n: int, alpha: float = ALPHA) -> float:
+    """Nemenyi's critical difference of average ranks: q_alpha * sqrt(k (k + 1) / (6 n)), with q_alpha
+    the studentised range quantile over sqrt(2) (Demšar 2006)."""
+    q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
+    return float(q * math.sqrt(k * (k + 1) / (6 * n)))
+
+
+def friedman(table: pd.DataFrame, family: str = "clean", posthoc: str = "nemenyi") -> dict[str, Any]:
+    """Friedman test over blocks (dataset, training condition) of per-block mean accuracies. Blocks
+    that lack a method are left out and named."""
+    part = table[table["family"] == family]
+    means = part.groupby(["dataset", "train_condition", "method"])["accuracy"].mean().unstack("method")
+    complete = means.dropna()
+    result: dict[str, Any] = {"family": family, "blocks_used": [" / ".join(i) for i in complete.index],
+                              "blocks_left_out": [" / ".join(i) for i in means.index.difference(complete.index)],
+                              "methods": list(complete.columns)}
+    k, n = complete.shape[1], complete.shape[0]
+    if k < 3 or n < 2:
+        result["note"] = f"needs at least 3 methods and 2 complete blocks (has {k} methods, {n} blocks)"
+        return result
+    ranks = complete.rank(axis=1, ascending=False).mean()
+    if np.allclose(complete.to_numpy(), complete.to_numpy()[:, :1]):
+        # Every method ties in every block: no evidence of a difference (scipy's statistic is 0/0 here).
+        ones = pd.DataFrame(1.0, index=complete.columns, columns=complete.columns)
+        result.update(statistic=0.0, p=1.0, average_ranks=ranks.to_dict(),
+                      critical_difference=critical_difference(k, n), posthoc=posthoc, posthoc_p=ones,
+                      note_ties="all methods tie in every block")
+        return result
+    stat = stats.friedmanchisquare(*[complete[c].to_numpy() for c in complete.columns])
+    if posthoc == "nemenyi":
+        p = sp.posthoc_nemenyi_friedman(complete.to_numpy())
+    else:
+        p = sp.posthoc_conover_friedman(complete.to_numpy(), p_adjust="holm")
+    p.index = p.columns = complete.columns
+    result.update(statistic=float(stat.statistic), p=float(stat.pvalue), average_ranks=ranks.to_dict(),
+                  critical_difference=critical_difference(k, n), posthoc=posthoc, posthoc_p=p)
+    return result
+
+
+def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean") -> dict[str, Any]:
+    """accuracy ~ method (treatment coding against ``baseline``) + (1 | dataset) + (1 | seed in
+    dataset), by statsmodels' MixedLM. Each method's coefficient is its effect against the baseline."""
+    import statsmodels.formula.api as smf
+
+    part = table[table["family"] == family].copy()
+    if baseline not in set(part["method"]) or part["dataset"].nunique() < 2:
+        return {"family": family, "note": "needs the baseline and at least 2 datasets"}
+    part["seed"] = part["seed"].astype(str)
+    formula = f"accuracy ~ C(method, Treatment('{baseline}'))"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = smf.mixedlm(formula, part, groups=part["dataset"], re_formula="1",
+                              vc_formula={"seed": "0 + C(seed)"}).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            return {"family": family, "note": f"the mixed model could not be fitted: {exc}"}
+    ci = fit.conf_int(alpha=ALPHA)
+    effects = {}
+    for name in fit.params.index:
+        if name.startswith("C(method"):
+            method = name.split("[T.")[1].rstrip("]")
+            effects[method] = {"effect": float(fit.params[name]), "ci_low": float(ci.loc[name, 0]),
+                               "ci_high": float(ci.loc[name, 1]), "p": float(fit.pvalues[name])}
+    notes = sorted({str(w.message).splitlines()[0] for w in caught})
+    return {"family": family, "baseline": baseline, "effects": effects, "n": int(len(part)),
+            "converged": bool(fit.converged), "warnings": notes}
+
+
+def spread_tests(records: list[dict[str, Any]], baseline: str | None) -> pd.DataFrame:
+    """Per dataset: is a method's spread of accuracy over seeds and conditions different from the
+    baseline's? Brown-Forsythe (median-centred Levene), Holm-corrected across methods."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.get("status") == "ok":
+            key = (r["spec"]["dataset"], r["spec"]["method"])
+            values.setdefault(key, []).extend(m["accuracy"] for m in r["metrics"].values())
+    rows = []
+    for dataset in sorted({d for d, _ in values}):
+        if (dataset, baseline) not in values:
+            continue
+        base = np.array(values[(dataset, baseline)])
+        block = []
+        for (d, m), v in sorted(values.items()):
+            if d != dataset or m == baseline:
+                continue
+            v = np.array(v)
+            test = stats.levene(v, base, center="median")
+            block.append({"dataset": dataset, "method": m, "baseline": baseline, "sd": float(v.std(ddof=1)),
+                          "baseline_sd": float(base.std(ddof=1)), "n": len(v), "p": float(test.pvalue)})
+        if block:
+            adjusted = multipletests([b["p"] for b in block], method="holm")[1]
+            for b, p in zip(block, adjusted, strict=True):
+                b["p_holm"] = float(p)
+            rows += block
+    return pd.DataFrame(rows)
