@@ -36,7 +36,7 @@ def test_adding_a_hyperparameter_leaves_the_other_draws_unchanged() -> None:
     assert draw(After, "m", 0) == {}  # draw 0 is the defaults
     assert draw(After, "m", 1) != draw(After, "m", 2) and draw(After, "m", 1) != draw(After, "other", 1)
     values = [draw(Before, "m", k)["lr_scale"] for k in range(1, 200)]
-    assert 0.1 <= min(values) and max(values) <= 10.0 and np.median(values) == pytest.approx(1.0, abs=0.6)
+    assert min(values) >= 0.1 and max(values) <= 10.0 and np.median(values) == pytest.approx(1.0, abs=0.6)
 
 
 def test_every_method_draw_builds_valid_hyperparameters() -> None:
