@@ -127,6 +127,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from benchmark.figures import draw_all
+    from benchmark.leaderboard import load_records
+    from benchmark.suites import load_suite
+    from benchmark.sweep import DataCache, plan
+
+    suite = load_suite(args.suite)
+    runs = plan(suite, args.results, DataCache())
+    records = load_records([r.path for r in runs if r.path.exists()])
+    if not records:
+        print(f"error: no record of suite {suite.name} in {args.results / 'runs'}; run "
+              f"`python -m benchmark run --suite {suite.name}` first", file=sys.stderr)
+        return 2
+    for name, result in draw_all(records, args.out).items():
+        print(f"{name}: {result if isinstance(result, str) else ', '.join(str(p) for p in result)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-readme", action="store_true",
                    help="copy the tables into README.md between its leaderboard markers")
     p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
+    p.add_argument("--suite", default="quick", help="the suite whose runs are drawn (default: quick)")
+    p.add_argument("--results", type=Path, default=default_results_dir())
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "paper_figures")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -19,7 +19,7 @@ from benchmark.contracts import Method, Split, TrainBudget, TrainContext, hparam
 from benchmark.cost import inference_flops_per_sample
 from benchmark.data import Prepared
 from benchmark.environment import describe
-from benchmark.metrics import all_metrics
+from benchmark.metrics import all_metrics, reliability_bins
 from benchmark.protocols import PROTOCOLS, Condition, apply_condition, get_protocol
 from benchmark.records import RunSpec
 from benchmark.seeding import set_determinism, torch_generator
@@ -29,6 +29,8 @@ from benchmark.timing import Clock, MemoryMeter
 PROBA_TOLERANCE = 1e-4
 #: Untimed calls before inference is timed on CUDA (kernel selection, lazy initialisation).
 CUDA_WARMUP_CALLS = 2
+#: Families whose worst condition is "the strongest shift" of the reliability diagram.
+SHIFT_FAMILIES = ("noise", "covariate", "correlation")
 #: Timed inference calls on the clean test split; the record keeps their median.
 INFERENCE_REPEATS = 3
 
@@ -122,6 +124,8 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     val_metrics = _validation_metrics(method, val, train_cond, spec.seed, data.info.n_classes)
     metrics: dict[str, dict[str, Any]] = {}
     input_hashes: dict[str, str] = {}
+    reliability: dict[str, Any] = {}
+    worst_shift = ("", math.inf)
     with meter.phase() as eval_mem:
         for key in spec.test_conditions:
             cond = Condition.parse(key)
@@ -132,6 +136,12 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
             proto = PROTOCOLS[cond.protocol]
             metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": proto.family,
                             "protocol": cond.protocol, "severity": proto.severity(cond.args)}
+            if key == "clean":
+                reliability["clean"] = reliability_bins(proba, shifted.y.cpu().numpy())
+            elif proto.family in SHIFT_FAMILIES and metrics[key]["accuracy"] < worst_shift[1]:
+                worst_shift = (key, metrics[key]["accuracy"])
+                reliability["strongest_shift"] = {"condition": key,
+                                                  **reliability_bins(proba, shifted.y.cpu().numpy())}
 
     with meter.phase() as infer_mem:
         if clock.cuda:
@@ -148,6 +158,7 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         "hparams": hparams_to_dict(hparams),
         "metrics": metrics,
         "val_metrics": val_metrics,
+        "reliability": reliability,
         "input_sha256": input_hashes,
         "timings": {
             "fit_seconds": fit_seconds,

@@ -43,3 +43,17 @@ def all_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "ece": expected_calibration_error(proba, y),
         "brier": brier_score(proba, y),
     }
+
+
+def reliability_bins(proba: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> dict[str, list[float]]:
+    """Per equal-width confidence bin: mean confidence, accuracy and count (for reliability diagrams)."""
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    which = np.clip(np.digitize(conf, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+    out: dict[str, list[float]] = {"confidence": [], "accuracy": [], "count": []}
+    for b in range(bins):
+        sel = which == b
+        out["count"].append(int(sel.sum()))
+        out["confidence"].append(float(conf[sel].mean()) if sel.any() else float("nan"))
+        out["accuracy"].append(float(correct[sel].mean()) if sel.any() else float("nan"))
+    return out

@@ -21,7 +21,7 @@ class Suite:
     name: str
     description: str
     methods: list[str]
-    datasets: list[str]
+    datasets: list[str | dict[str, Any]]  # a name, or {name = "...", param = value, ...} for a variant
     seeds: list[int]
     budget: TrainBudget
     training_conditions: list[str] = field(default_factory=lambda: ["standard"])
@@ -34,6 +34,22 @@ class Suite:
     hparam_draws: int = 1
     #: The model-selection rule the leaderboard uses (see benchmark.selection).
     selection_rule: str = "clean_val"
+
+    def dataset_entries(self, only: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(dataset name, parameters) per entry; an entry can be a variant with its own parameters.
+        ``only`` narrows to those names (a name not in the suite runs with its default parameters)."""
+        entries = []
+        for e in self.datasets:
+            if isinstance(e, dict):
+                params = {k: v for k, v in e.items() if k != "name"}
+                entries.append((str(e["name"]), params))
+            else:
+                entries.append((e, dict(self.dataset_params.get(e, {}))))
+        if only:
+            names = {n for n, _ in entries}
+            entries = [e for e in entries if e[0] in only] + [(n, dict(self.dataset_params.get(n, {})))
+                                                              for n in only if n not in names]
+        return entries
 
     def test_grid(self, info: DatasetInfo) -> list[Condition]:
         """The test conditions for one dataset, ``*`` expanded and every parameter validated."""
@@ -66,6 +82,9 @@ def load_suite(name_or_path: str) -> Suite:
     datasets = raw.get("datasets", "all")
     if datasets == "all":
         datasets = sorted(registry.datasets())
+    for e in datasets:
+        if isinstance(e, dict) and "name" not in e:
+            raise ValueError(f"{path}: a dataset variant needs a name, e.g. {{name = \"synthetic_pid\", n = 500}}")
     budget_fields = set(asdict(TrainBudget()))
     bad = sorted(set(raw.get("budget", {})) - budget_fields)
     if bad:

@@ -67,12 +67,10 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
          datasets: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every run of the suite (optionally narrowed), with its run_id and record path."""
     method_names = list(methods) if methods else suite.methods
-    dataset_names = list(datasets) if datasets else suite.datasets
     engine = engine_hash()
     runs = []
-    for dname in dataset_names:
+    for dname, params in suite.dataset_entries(list(datasets) if datasets else None):
         dplugin = registry.get("dataset", dname)
-        params = suite.dataset_params.get(dname, {})
         data = cache.get(dname, params)
         grid = suite.test_grid(data.info)
         tests = tuple(c.key for c in grid)
