@@ -82,16 +82,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import registry
     from benchmark.suites import load_suite
     from benchmark.sweep import DataCache, plan, run_sweep
 
+    for f in args.method_file or []:
+        print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
     suite = load_suite(args.suite)
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     cache = DataCache()
     runs = plan(suite, args.results, cache, _csv(args.methods), _csv(args.datasets), seeds)
     print(f"suite {suite.name}: {len(runs)} runs -> {args.results / 'runs'}", file=sys.stderr)
     summary = run_sweep(runs, cache, _device(args.device), retry_failed=args.retry_failed, threads=args.threads,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, backend=args.backend, workers=args.workers,
+                        scheduler=args.scheduler)
     if not args.no_leaderboard:
         _leaderboard(suite, args.results, cache)
     print(summary.text())
@@ -164,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--results", type=Path, default=default_results_dir(), help="results folder (default: results/)")
-    p.add_argument("--backend", choices=["serial"], default="serial", help="execution backend")
+    p.add_argument("--backend", choices=["serial", "dask"], default="serial",
+                   help="serial (default) or dask: a LocalCluster, or the cluster at --scheduler")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster workers for --backend dask (default 2)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler to join (e.g. tcp://host:8786)")
+    p.add_argument("--method-file", action="append", metavar="PATH",
+                   help="a method file outside methods/ to run and rank (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest for small models)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")

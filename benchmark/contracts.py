@@ -145,7 +145,10 @@ class Method(ABC):
 
     Subclasses set ``name`` (the registry key) and ``Hparams`` (a dataclass whose defaults are the
     paper's settings; every reconstructed [INF] choice is a field). ``extras`` is the hook through which
-    a method exposes diagnostics; the runner stores them in the run record.
+    a method exposes diagnostics; the runner stores them in the run record. A method may also define
+    ``evaluate_extras(x, mask) -> {name: {"kind": ..., arrays}}`` with per-sample outputs that need test
+    labels to score (interval coverage, accuracy against q): the runner scores them on the clean test split
+    (``benchmark.execution.score_method_extras``) and stores the result as ``extras_test``.
     """
 
     name: ClassVar[str]

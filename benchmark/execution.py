@@ -104,6 +104,24 @@ def _validation_metrics(method: Method, val: Split, train_cond: Condition, seed:
     return {"clean": clean, "train_condition": under}
 
 
+def score_method_extras(arrays: dict[str, dict[str, Any]], y: np.ndarray) -> dict[str, Any]:
+    """Score a method's per-sample ``evaluate_extras(x, mask)`` arrays against labels it never saw:
+    kind "accuracy_by_column" (``pred`` (n, C): accuracy per column, e.g. accuracy against q) and kind
+    "interval_coverage" (``value_by_label`` (n, K, C), ``lower`` / ``upper`` (n, C): the share of samples
+    whose value at their true label lies in its interval)."""
+    out: dict[str, Any] = {}
+    for name, item in arrays.items():
+        if item.get("kind") == "accuracy_by_column":
+            pred = np.asarray(item["pred"])
+            out[name] = {"columns": list(item["columns"]),
+                         "accuracy": [float(a) for a in (pred == y[:, None]).mean(axis=0)]}
+        elif item.get("kind") == "interval_coverage":
+            value = np.asarray(item["value_by_label"])[np.arange(len(y)), y]
+            covered = (np.asarray(item["lower"]) <= value) & (value <= np.asarray(item["upper"]))
+            out[name] = {"columns": list(item["columns"]), "coverage": [float(c) for c in covered.mean(axis=0)]}
+    return out
+
+
 def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
                         clock: Clock, meter: MemoryMeter) -> dict[str, Any]:
     budget = TrainBudget(**spec.budget)
@@ -143,6 +161,13 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
                 reliability["strongest_shift"] = {"condition": key,
                                                   **reliability_bins(proba, shifted.y.cpu().numpy())}
 
+    # Label-dependent diagnostics of a method (interval coverage, accuracy against q) on the clean test
+    # split: the method returns per-sample arrays without seeing y, and the runner scores them.
+    extras_test: dict[str, Any] = {}
+    if callable(getattr(method, "evaluate_extras", None)):
+        view = test.without_labels()
+        extras_test = score_method_extras(method.evaluate_extras(view.x, view.mask), test.y.cpu().numpy())
+
     with meter.phase() as infer_mem:
         if clock.cuda:
             for _ in range(CUDA_WARMUP_CALLS):
@@ -175,5 +200,6 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         "epoch_log": ctx.epoch_log,
         "n_train_labeled": int(train.labeled.sum()),
         "extras": method.extras(),
+        "extras_test": extras_test,
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass
@@ -85,9 +86,53 @@ def _scan(package: str, dirs: list[Path], base: type, kind: str) -> dict[str, Pl
     return found
 
 
+#: Method files added from outside ``methods/`` (``--method-file``), in the order they were added.
+METHOD_FILES: list[Path] = []
+
+
 @cache
 def methods() -> dict[str, Plugin]:
-    return _scan(METHODS_PACKAGE, methods_dirs(), Method, "method")
+    found = _scan(METHODS_PACKAGE, methods_dirs(), Method, "method")
+    for path in METHOD_FILES:
+        for name, plugin in _load_file(path).items():
+            if name in found and found[name].path != plugin.path:
+                raise ValueError(f"method name {name!r} is defined twice: in {found[name].path} and {path}; rename one")
+            found[name] = plugin
+    return found
+
+
+def add_method_file(path: Path) -> list[str]:
+    """Register the methods of one file outside ``methods/`` without copying it in. The file joins the
+    methods package, so its relative imports of the shared blocks (``from ._blocks import ...``) work."""
+    path = Path(path).resolve()
+    if not path.is_file() or path.suffix != ".py":
+        raise FileNotFoundError(f"method file {path} does not exist or is not a .py file")
+    if path not in METHOD_FILES:
+        METHOD_FILES.append(path)
+        methods.cache_clear()
+    return sorted(_load_file(path))
+
+
+def _load_file(path: Path) -> dict[str, Plugin]:
+    _mount(METHODS_PACKAGE, methods_dirs())
+    modname = f"{METHODS_PACKAGE}.{path.stem}"
+    module = sys.modules.get(modname)
+    if module is None or getattr(module, "__file__", None) != str(path):
+        spec = importlib.util.spec_from_file_location(modname, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            sys.modules.pop(modname, None)
+            raise
+    blocks = sorted((methods_dirs()[0]).glob("_*.py"))
+    return {obj.name: Plugin(obj.name, obj, path, _hash_files([path, *blocks]))
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, Method) and obj.__module__ == modname
+            and isinstance(getattr(obj, "name", None), str)}
 
 
 @cache
