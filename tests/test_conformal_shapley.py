@@ -1,0 +1,340 @@
+"""conformal_shapley: the spec's unit-testable properties (section 4.8) and the plug-in's own guarantees."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import toy_info, toy_split
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from benchmark import registry
+from benchmark.contracts import TrainBudget, TrainContext
+from benchmark.seeding import set_determinism, torch_generator
+from benchmark.timing import Clock
+
+METHOD = registry.get("method", "conformal_shapley").cls
+cs = sys.modules[METHOD.__module__]
+BUDGET = TrainBudget(max_epochs=3, patience=2, batch_size=32, width=16)
+FAST = settings(max_examples=40, deadline=None)
+
+
+def fit(seed: int = 0, n_train: int = 90, **hparams):
+    set_determinism(1)
+    torch.manual_seed(seed)
+    method = METHOD(toy_info(), METHOD.Hparams(**hparams))
+    ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed), BUDGET, Clock(torch.device("cpu")))
+    method.fit(toy_split(n_train, seed=1), toy_split(30, seed=2, prefix="v"), ctx)
+    return method
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return fit()
+
+
+def value_tables(max_m: int = 5):
+    """Random value tables (n, 2^M) with val(empty) = 0."""
+    return st.integers(1, max_m).flatmap(lambda m: st.tuples(
+        st.just(m), st.integers(1, 4), st.integers(0, 2**32 - 1)))
+
+
+def random_table(m: int, n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 1 << m))
+    v[:, 0] = 0.0
+    return v
+
+
+# 1. Efficiency --------------------------------------------------------------------------------------
+
+@FAST
+@given(value_tables())
+def test_exact_shapley_is_efficient(case) -> None:
+    m, n, seed = case
+    v = random_table(m, n, seed)
+    phi = cs.exact_shapley(v)
+    assert np.allclose(phi.sum(axis=1), v[:, -1])
+
+
+@FAST
+@given(value_tables(), st.integers(1, 6))
+def test_permutation_shapley_is_efficient_and_exact_with_every_permutation(case, t: int) -> None:
+    m, n, seed = case
+    v = random_table(m, n, seed)
+    value_of = {b: v[:, b] for b in range(1, 1 << m)}
+    perms = np.stack([np.random.default_rng(seed + i).permutation(m) for i in range(t)])
+    assert np.allclose(cs.permutation_shapley(value_of, perms, n).sum(axis=1), v[:, -1])
+    every = np.array(list(itertools.permutations(range(m)))) if m <= 4 else None
+    if every is not None:
+        assert np.allclose(cs.permutation_shapley(value_of, every, n), cs.exact_shapley(v))
+
+
+def test_fitted_shapley_values_sum_to_the_full_coalitions_value(fitted) -> None:
+    sel = fitted._val_split.labeled
+    vx = {k: v[sel] for k, v in fitted._val_split.x.items()}
+    values = fitted._values(vx, fitted._val_split.mask[sel], fitted._val_split.y[sel], list(range(1, 8)))
+    phi = fitted._shapley(values, int(sel.sum()))
+    assert np.allclose(phi.sum(axis=1), values[7])
+    assert fitted.phi_cal.shape == (45, 3) and np.isfinite(fitted.phi_cal).all()
+
+
+# 2. Null player and symmetry ------------------------------------------------------------------------
+
+@FAST
+@given(value_tables(), st.data())
+def test_a_modality_no_coalition_uses_gets_zero(case, data) -> None:
+    m, n, seed = case
+    null = data.draw(st.integers(0, m - 1))
+    v = random_table(m, n, seed)
+    for b in range(1 << m):
+        v[:, b] = v[:, b & ~(1 << null)]  # val(S + null) = val(S)
+    assert np.allclose(cs.exact_shapley(v)[:, null], 0.0)
+
+
+@FAST
+@given(st.integers(2, 5), st.integers(0, 2**32 - 1), st.data())
+def test_modalities_with_identical_contributions_get_equal_values(m: int, seed: int, data) -> None:
+    a, b = data.draw(st.lists(st.integers(0, m - 1), min_size=2, max_size=2, unique=True))
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(3, 1 << m))  # val depends on S only through S minus {a, b} and |S & {a, b}|
+    v = np.zeros((1, 1 << m))
+    for s in range(1, 1 << m):
+        rest = s & ~(1 << a) & ~(1 << b)
+        v[0, s] = base[(s >> a & 1) + (s >> b & 1), rest]
+    v[0, 0] = 0.0
+    phi = cs.exact_shapley(v)
+    assert np.isclose(phi[0, a], phi[0, b])
+
+
+# 3. Marginal coverage -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("n_cal", "alpha", "rule"), [(39, 0.1, "ceil"), (50, 0.1, "floor"), (99, 0.05, "ceil")])
+def test_split_conformal_coverage_over_500_repetitions(n_cal: int, alpha: float, rule: str) -> None:
+    rng = np.random.default_rng(7)
+    reps = 500
+    covered = 0
+    for _ in range(reps):
+        phi = rng.standard_t(3, size=n_cal + 1)
+        lo, hi = cs.marginal_interval(phi[:-1], alpha, rule)
+        covered += lo <= phi[-1] <= hi
+    mc = 3 * math.sqrt(alpha * (1 - alpha) / reps)
+    assert 1 - alpha - mc <= covered / reps <= 1 - alpha + 2 / (n_cal + 2) + mc
+
+
+@FAST
+@given(st.integers(2, 400), st.floats(0.01, 0.5))
+def test_exact_coverage_of_the_ranks(n_cal: int, alpha: float) -> None:
+    """For continuous exchangeable values P(covered) = (u - l) / (n + 1) exactly. "floor" always gives
+    >= 1 - alpha; the draft's "ceil" can fall short by less than 1 / (n + 1)."""
+    for rule in ("floor", "ceil"):
+        lo, hi = cs.conformal_ranks(n_cal, alpha, rule)
+        cover = (hi - lo) / (n_cal + 1)
+        assert cover <= 1 - alpha + 2 / (n_cal + 1) + 1e-9
+        assert cover >= 1 - alpha - (0 if rule == "floor" else 1 / (n_cal + 1)) - 1e-9
+
+
+def test_upper_end_is_infinite_when_the_rank_exceeds_n_and_the_code_clamps_it() -> None:
+    phi = np.arange(10.0)  # n_cal = 10 < 2 / alpha - 1 for alpha = 0.05
+    lo, hi = cs.marginal_interval(phi, 0.05)
+    assert lo == 0.0 and hi == math.inf
+    assert cs.marginal_interval(phi, 0.05, clamp_upper=True) == (0.0, 9.0)
+    # l = ceil(101 * 0.05) = 6, u = ceil(101 * 0.95) = 96: the 6th and 96th smallest (1-based ranks)
+    assert cs.conformal_ranks(100, 0.1) == (6, 96)
+    assert cs.marginal_interval(np.arange(100.0), 0.1) == (5.0, 95.0)
+    assert cs.conformal_ranks(100, 0.1, "floor") == (5, 96)
+
+
+def test_p_values() -> None:
+    rng = np.random.default_rng(0)
+    phi = rng.normal(0.3, 1.0, size=200)
+    assert math.isclose(cs.t_test_pvalue(phi), stats.ttest_1samp(phi, 0.0, alternative="greater").pvalue,
+                        rel_tol=1e-9)
+    assert cs.conformal_pvalue(phi) == (1 + int((phi <= 0).sum())) / 201
+    assert cs.t_test_pvalue(np.full(5, -1.0)) == 1.0 and cs.conformal_pvalue(np.ones(9)) == 0.1
+
+
+# 4. Quantile fit ------------------------------------------------------------------------------------
+
+@FAST
+@given(st.integers(5, 120), st.floats(0.02, 0.98), st.integers(0, 2**32 - 1))
+def test_constant_omega_without_the_kernel_gives_the_empirical_quantile(n: int, tau: float, seed: int) -> None:
+    target = np.random.default_rng(seed).normal(size=n)
+    k = n * tau
+    if abs(k - round(k)) < 1e-6:  # the tau-quantile is unique only when n * tau is not an integer
+        return
+    for intercept, lam in ((True, 1e-2), (False, 1e-9)):
+        fit_ = cs.fit_kernel_quantile(None, np.ones((n, 1)), target, tau, 1e-2, lam, intercept=intercept)
+        h = fit_.predict(None, np.ones((3, 1)))
+        assert np.allclose(h, np.sort(target)[math.ceil(k) - 1], atol=1e-6)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(30, 150), st.floats(0.01, 0.99), st.integers(0, 2**32 - 1))
+def test_kernel_quantile_fit_keeps_the_quantile_share(n: int, tau: float, seed: int) -> None:
+    """With the unpenalised intercept, #(below h) / n <= tau <= #(at or below h) / n."""
+    rng = np.random.default_rng(seed)
+    omega = rng.normal(size=(n, 2))
+    target = omega[:, 0] + rng.normal(size=n)
+    ny = cs.NystroemRBF(omega[: min(n, 20)], 0.5, 1e-2)
+    z = ny(omega)
+    h = cs.fit_kernel_quantile(z, omega, target, tau, 1e-2, 1e-2).predict(z, omega)
+    r = target - h
+    assert (r < -1e-7).mean() <= tau + 1e-9 and tau - 1e-9 <= (r <= 1e-7).mean()
+
+
+def test_nystroem_features_reproduce_the_kernel_on_the_landmarks() -> None:
+    pts = np.random.default_rng(0).normal(size=(15, 2))
+    ny = cs.NystroemRBF(pts, 0.5, 1e-9)
+    z = ny(pts)
+    assert np.allclose(z @ z.T, ny.kernel(pts), atol=1e-5)
+
+
+def test_conditional_intervals_nest_and_validation_coverage_is_recorded(fitted) -> None:
+    test = toy_split(25, seed=3, prefix="t")
+    omega = fitted._omega_of(test.x, test.mask)
+    for q in (1, 2, 3):
+        lower, upper = fitted._bounds(q, omega)
+        assert lower.shape == (25, 3) and bool((lower <= upper).all())
+    ex = fitted.extras()
+    assert len(ex["validation_marginal_coverage"]) == 3 and all(0 <= c <= 1 for c in ex["validation_marginal_coverage"])
+
+
+# 5. Selection ---------------------------------------------------------------------------------------
+
+@FAST
+@given(st.integers(1, 6), st.integers(0, 7), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_selection_rule(m: int, q: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, m))
+    available = rng.random((n, m)) < 0.7
+    bits = cs.select_modalities(scores, available, q)
+    chosen = ((bits[:, None] >> np.arange(m)) & 1).astype(bool)
+    assert (chosen.sum(axis=1) <= q).all()
+    assert (scores[chosen] > 0).all() and available[chosen].all()
+    eligible = available & (scores > 0)
+    for i in range(n):  # the top ones: nothing left out beats something chosen, and none is left out needlessly
+        if chosen[i].any():
+            assert (scores[i][eligible[i] & ~chosen[i]] <= scores[i][chosen[i]].min()).all()
+        assert chosen[i].sum() == min(q, eligible[i].sum())
+    everything = cs.select_modalities(np.abs(scores) + 0.1, np.ones_like(available), max(q, m))
+    assert (everything == (1 << m) - 1).all()
+    assert (cs.select_modalities(scores, available, 0) == 0).all()
+
+
+def test_q_zero_predicts_the_trivial_predictor() -> None:
+    method = fit(q=0)
+    test = toy_split(25, seed=3, prefix="t")
+    p = method.predict_proba(test.x, test.mask)
+    y1 = torch.tensor([int(i[1:]) % 3 for i in method.fit_part_ids])  # toy_split: y = index % 3
+    freq = torch.bincount(y1, minlength=3).float() / len(y1)
+    assert torch.allclose(p, freq.expand(25, -1), atol=1e-5)
+    assert method.extras()["q"] == 0 and set(method.extras()["last_predict_call"]["selected_bits"]) == {0}
+
+
+def test_predict_uses_the_selected_coalitions_model_and_only_present_modalities() -> None:
+    method = fit(selection_bound="upper", q=2)  # the upper bound selects something on noise data
+    test = toy_split(25, seed=3, prefix="t")
+    mask = test.mask.clone()
+    mask[::2, 0] = False
+    p = method.predict_proba(test.x, mask)
+    bits = np.array(method.extras()["last_predict_call"]["selected_bits"])
+    avail = (mask.numpy() * (1 << np.arange(3))).sum(axis=1)
+    assert (bits & ~avail == 0).all() and (bits != 0).any()
+    assert all(bin(int(b)).count("1") <= 2 for b in bits)
+    xz = test.with_inputs(test.x, mask).x
+    for i, b in enumerate(bits):
+        row = {k: v[i : i + 1] for k, v in xz.items()}
+        expect = method._log_proba(row, mask[i : i + 1], [int(b)])[0].softmax(dim=1)
+        assert torch.allclose(p[i : i + 1], expect, atol=1e-6)
+
+
+# The plug-in's own guarantees ----------------------------------------------------------------------
+
+def test_calibration_and_training_parts_are_disjoint_and_cover_the_labelled_training_split(fitted) -> None:
+    cal, fit_part = set(fitted.calibration_ids), set(fitted.fit_part_ids)
+    assert not cal & fit_part and cal | fit_part == set(toy_split(90, seed=1).ids) and len(cal) == 45
+
+
+def test_coalition_models_are_independent_of_the_stack_they_train_in() -> None:
+    """Per-coalition seeds and early stopping: a coalition trained with others equals it trained alone."""
+    alone = fit(shapley_estimator="permutation", n_permutations=1)  # prefixes of one permutation only
+    together = fit()
+    test = toy_split(25, seed=3, prefix="t")
+    shared = sorted(alone._where)
+    a = alone._log_proba(test.x, test.mask, shared)
+    b = together._log_proba(test.x, test.mask, shared)
+    assert len(shared) == 3 and torch.allclose(a, b, atol=1e-5)
+
+
+def test_lazily_trained_coalitions_do_not_depend_on_the_order_they_are_needed() -> None:
+    m1 = fit(shapley_estimator="permutation", n_permutations=1)
+    m2 = fit(shapley_estimator="permutation", n_permutations=1)
+    missing = [b for b in range(1, 8) if b not in m1._where]
+    test = toy_split(10, seed=3, prefix="t")
+    first = m1._log_proba(test.x, test.mask, missing)
+    second = m2._log_proba(test.x, test.mask, missing[::-1]).flip(0)
+    assert torch.equal(first, second)
+    assert m1.extras()["coalitions_trained_lazily"] == len(missing) == 4
+
+
+def test_fast_masked_surrogate_mode_runs_and_is_recorded() -> None:
+    method = fit(coalition_models="masked_surrogate")
+    test = toy_split(25, seed=3, prefix="t")
+    p = method.predict_proba(test.x, test.mask)
+    assert p.shape == (25, 3) and torch.allclose(p.sum(1), torch.ones(25), atol=1e-5)
+    ex = method.extras()
+    assert ex["coalition_models"] == "masked_surrogate" and ex["coalitions_trained_at_fit"] == 0
+
+
+def test_lambda_tuning_picks_a_grid_value() -> None:
+    method = fit(tune_lambdas=True, lambda_grid=(1e-2, 1.0), cv_folds=2, q=1)
+    assert tuple(method.lambdas) in set(itertools.product((1e-2, 1.0), repeat=2))
+    assert len(method.extras()["lambda_cv"]) == 4
+
+
+def test_extras_are_small_json_and_carry_the_record(fitted) -> None:
+    big = toy_split(600, seed=4, prefix="b")
+    fitted.predict_proba(big.x, big.mask)
+    small = toy_split(7, seed=5, prefix="s")
+    fitted.predict_proba(small.x, small.mask)
+    ex = fitted.extras()
+    text = json.dumps(ex, allow_nan=False)
+    assert len(text.encode()) < 20_000
+    assert ex["largest_predict_call"]["n"] == 600 and ex["last_predict_call"]["n"] == 7
+    for key in ("marginal_intervals", "t_test_pvalues", "conformal_pvalues", "validation_marginal_coverage",
+                "validation_selection_path", "coalition_models", "shapley_estimator", "selection_bound", "q"):
+        assert key in ex
+    assert [r["q"] for r in ex["validation_selection_path"]] == [0, 1, 2, 3]
+
+
+def test_evaluate_extras_gives_scorable_per_sample_arrays(fitted) -> None:
+    test = toy_split(20, seed=3, prefix="t")
+    out = fitted.evaluate_extras(test.x, test.mask)
+    path = out["selection_path"]
+    assert path["pred"].shape == (20, 4) and path["columns"] == [0, 1, 2, 3]
+    col = path["columns"].index(fitted.q)
+    assert np.array_equal(path["pred"][:, col], fitted.predict_proba(test.x, test.mask).argmax(1).numpy())
+    marg = out["marginal_coverage"]
+    assert marg["value_by_label"].shape == (20, 3, 3) and marg["lower"].shape == (20, 3)
+    values = fitted._values(test.x, test.mask, test.y, list(range(1, 8)))
+    phi = fitted._shapley(values, 20)
+    assert np.allclose(marg["value_by_label"][np.arange(20), test.y.numpy()], phi)
+
+
+def test_every_hyperparameter_is_documented_and_tagged() -> None:
+    doc = METHOD.__doc__
+    src = Path(cs.__file__).read_text()
+    block = src[src.index("class ConformalShapleyHparams"): src.index("class ConformalShapley(Method)")]
+    for f in dataclasses.fields(METHOD.Hparams):
+        assert f"``{f.name}``" in doc, f.name
+        comment = block[: block.index(f"    {f.name}:")].rsplit("\n    #: [", 1)[1]
+        assert comment.startswith(("SRC", "INF")), f.name
