@@ -149,6 +149,20 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_method(args: argparse.Namespace) -> int:
+    from benchmark.conformance import check_file
+
+    results = check_file(args.path, args.seconds)
+    failed = 0
+    for name, checks in results.items():
+        print(f"{name} ({args.path}):")
+        for c in checks:
+            print(f"  {'PASS' if c.ok else 'FAIL'}  {c.name}{': ' + c.detail if c.detail else ''}")
+            failed += not c.ok
+    print("conformant" if not failed else f"{failed} check(s) failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-readme", action="store_true",
                    help="copy the tables into README.md between its leaderboard markers")
     p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("check-method", help="conformance checks of a method file before it joins the leaderboard")
+    p.add_argument("path", type=Path, help="the method file")
+    p.add_argument("--seconds", type=int, default=120, help="time limit of each check (default 120)")
+    p.set_defaults(func=cmd_check_method)
+
     p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
     p.add_argument("--suite", default="quick", help="the suite whose runs are drawn (default: quick)")
     p.add_argument("--results", type=Path, default=default_results_dir())

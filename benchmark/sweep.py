@@ -123,7 +123,8 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         for r in todo:
             finish(r, run_task(r.spec.to_json(), [], str(device), threads, cache))
     elif backend == "dask":
-        _run_dask(todo, finish, str(device), threads, workers, scheduler)
+        if todo:  # nothing to run: no cluster to start
+            _run_dask(todo, finish, str(device), threads, workers, scheduler)
     else:
         raise ValueError(f"unknown backend {backend!r}; use serial or dask")
     bar.close()

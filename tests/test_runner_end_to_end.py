@@ -121,3 +121,18 @@ def test_a_wrong_protocol_parameter_stops_before_any_training(tmp_path: Path) ->
     assert done.returncode == 2
     assert "random_missing: parameter rate=1.5 is not allowed; allowed: rate: a number in (0, 1]" in done.stderr
     assert not (tmp_path / "res" / "runs").exists()
+
+
+def test_dask_local_cluster_gives_the_same_records_as_the_serial_backend(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"], seeds=[0, 1])
+    serial = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "serial"), "--no-progress")
+    dask = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "dask"), "--no-progress",
+                   "--backend", "dask", "--workers", "2")
+    assert serial.returncode == 0 and dask.returncode == 0, dask.stderr
+    a, b = records(tmp_path / "serial"), records(tmp_path / "dask")
+    assert a.keys() == b.keys() and len(a) == 4
+    for key in a:
+        assert a[key]["metrics"] == b[key]["metrics"] and a[key]["input_sha256"] == b[key]["input_sha256"]
+    again = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "dask"), "--no-progress",
+                    "--backend", "dask")
+    assert "done 0, skipped 4" in again.stdout  # resume works the same with dask
