@@ -9,7 +9,12 @@ All three run the same epochs (no early stop) and score the validation split aft
 early stopping needs, so the ratios measure the loop's overhead only. Targets: runner / bare <= 1.10,
 DataLoader / runner >= 1.3.
 
-    python -m benchmark.perf [--epochs 20] [--repeats 5]
+With ``--sweep``, it also runs one sweep (the smoke suite's methods on synthetic_pid over several seeds)
+serially and on a Dask LocalCluster of 2 workers, into two fresh results folders, and prints the
+speed-up (target >= 1.7 on 2 cores; the Dask time includes starting the cluster), then rebuilds the
+leaderboard from the stored records with nothing to train (target < 5 s).
+
+    python -m benchmark.perf [--epochs 20] [--repeats 9] [--sweep]
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--sweep", action="store_true", help="also time serial against Dask, and a rebuild")
+    parser.add_argument("--sweep-seeds", type=int, default=6, help="seeds of the timed sweep (default 6)")
     args = parser.parse_args(argv)
     set_determinism(1)
     data, budget, cls = _setup(args.epochs)
@@ -97,7 +104,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:10s} median {v:.3f} s   (all: {', '.join(f'{t:.3f}' for t in times[k])})")
     print(f"runner / bare loop      = {med['runner'] / med['bare']:.3f}   (target <= 1.10)")
     print(f"DataLoader loop / runner = {med['dataloader'] / med['runner']:.3f}   (target >= 1.3)")
+    if args.sweep:
+        sweep_benchmark(args.sweep_seeds)
     return 0
+
+
+def sweep_benchmark(n_seeds: int) -> None:
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    def timed(*cmd: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "benchmark", *cmd], check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    seeds = ",".join(str(s) for s in range(n_seeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        common = ["run", "--suite", "smoke", "--seeds", seeds, "--no-progress", "--no-leaderboard"]
+        serial = timed(*common, "--results", str(Path(tmp) / "serial"))
+        dask = timed(*common, "--results", str(Path(tmp) / "dask"), "--backend", "dask", "--workers", "2")
+        rebuild = timed("leaderboard", "--suite", "smoke", "--results", str(Path(tmp) / "dask"))
+        runs = len(list((Path(tmp) / "dask" / "runs").glob("*.json")))
+    print(f"sweep of {runs} runs (smoke suite, {n_seeds} seeds): serial {serial:.1f} s, Dask 2 workers {dask:.1f} s")
+    print(f"serial / Dask            = {serial / dask:.3f}   (target >= 1.7)")
+    print(f"leaderboard rebuild, nothing to train: {rebuild:.2f} s   (target < 5 s, process start included)")
 
 
 if __name__ == "__main__":
