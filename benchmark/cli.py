@@ -110,6 +110,11 @@ def _leaderboard(suite, results: Path, cache=None) -> None:
     records = load_records([r.path for r in runs if r.path.exists()])
     write_leaderboard(records, results, suite.name, suite.robustness_baseline, suite.selection_rule)
     print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
+    planned = {r.path.name for r in runs}
+    other = [p for p in (results / "runs").glob("*.json") if p.name not in planned]
+    if other:
+        print(f"note: {len(other)} record(s) in {results / 'runs'} are not runs of this suite as the code stands "
+              "(another suite, or code changed since they ran); they are left out", file=sys.stderr)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 import types
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Plugin:
     name: str
     cls: type
     path: Path
-    source_hash: str  # the file plus the folder's shared ``_*.py`` blocks
+    source_hash: str  # the file plus the shared ``_*.py`` blocks it imports
 
 
 def _mount(package: str, dirs: list[Path]) -> None:
@@ -43,6 +44,23 @@ def _mount(package: str, dirs: list[Path]) -> None:
         sys.modules[package] = mod
     else:
         mod.__path__[:] = paths  # type: ignore[index]
+
+
+_IMPORT = re.compile(r"(?:from\s+(?:\.|benchmark\.plugins_\w+\.)|import\s+benchmark\.plugins_\w+\.)(_\w+)")
+
+
+def used_blocks(path: Path, blocks: list[Path]) -> list[Path]:
+    """The shared ``_*.py`` blocks a plug-in imports, directly or through another block: only those are
+    part of its source hash, so adding or editing an unrelated block leaves its records valid."""
+    by_stem = {b.stem: b for b in blocks}
+    seen: dict[str, Path] = {}
+    todo = [path]
+    while todo:
+        for stem in _IMPORT.findall(todo.pop().read_text()):
+            if stem in by_stem and stem not in seen:
+                seen[stem] = by_stem[stem]
+                todo.append(by_stem[stem])
+    return [seen[k] for k in sorted(seen)]
 
 
 def _hash_files(paths: list[Path]) -> str:
@@ -82,7 +100,7 @@ def _scan(package: str, dirs: list[Path], base: type, kind: str) -> dict[str, Pl
                             f"{kind} name {obj.name!r} is defined twice: in {found[obj.name].path} and {path}; "
                             "rename one"
                         )
-                    found[obj.name] = Plugin(obj.name, obj, path, _hash_files([path, *blocks]))
+                    found[obj.name] = Plugin(obj.name, obj, path, _hash_files([path, *used_blocks(path, blocks)]))
     return found
 
 
@@ -129,7 +147,7 @@ def _load_file(path: Path) -> dict[str, Plugin]:
             sys.modules.pop(modname, None)
             raise
     blocks = sorted((methods_dirs()[0]).glob("_*.py"))
-    return {obj.name: Plugin(obj.name, obj, path, _hash_files([path, *blocks]))
+    return {obj.name: Plugin(obj.name, obj, path, _hash_files([path, *used_blocks(path, blocks)]))
             for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, Method) and obj.__module__ == modname
             and isinstance(getattr(obj, "name", None), str)}

@@ -52,3 +52,15 @@ def test_suite_works_while_an_unrelated_top_level_datasets_package_is_importable
     out = subprocess.run([sys.executable, "-c", probe], env={**__import__("os").environ, **env},
                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_methods_hash_covers_the_blocks_it_imports_and_no_others(tmp_path: Path) -> None:
+    from benchmark.registry import used_blocks
+
+    (tmp_path / "_base.py").write_text("X = 1\n")
+    (tmp_path / "_helper.py").write_text("from ._base import X\n")
+    (tmp_path / "_unrelated.py").write_text("Y = 2\n")
+    method = tmp_path / "m.py"
+    method.write_text("from ._helper import X\n")
+    blocks = sorted(tmp_path.glob("_*.py"))
+    assert [b.name for b in used_blocks(method, blocks)] == ["_base.py", "_helper.py"]  # transitive, not unrelated
