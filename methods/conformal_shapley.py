@@ -27,6 +27,7 @@ from sklearn.linear_model import QuantileRegressor
 from torch import nn
 
 from benchmark.contracts import DatasetInfo, Method, Split, TrainContext
+from benchmark.hparams import Choice, IntUniform, LogUniform, hparam
 from benchmark.seeding import key_to_int, keyed_rng, torch_generator
 from benchmark.training import Batch, fit_network
 
@@ -410,7 +411,7 @@ class ConformalShapleyHparams:
     q: int | None = None
     #: [SRC] which end of the conditional interval ranks the modalities: "lower" (the theory, default) or
     #: "upper" (what ``conditional_calibrate`` in the code fits and selects on).
-    selection_bound: str = "lower"
+    selection_bound: str = hparam("lower", Choice(("lower", "upper")))
     #: [SRC]/[INF] coalition models: "per_coalition" (one model per subset, [SRC]) or "masked_surrogate"
     #: (the fast mode: one model trained with random modality masking, coalitions evaluated by masking, [INF]).
     coalition_models: str = "per_coalition"
@@ -424,12 +425,12 @@ class ConformalShapleyHparams:
     #: [INF] masked-surrogate training: probability that a present modality is kept in a training sample.
     surrogate_keep_prob: float = 0.5
     #: [SRC] the MNIST run's PCA dimension of Omega (centred SVD / PCA of the input).
-    omega_dim: int = 2
+    omega_dim: int = hparam(2, IntUniform(1, 8))
     #: [INF] divide each Omega component by its standard deviation (the draft and code do not).
     omega_whiten: bool = False
     #: [SRC] lambda1 (kernel term) and lambda2 (Omega term); the MNIST run fixes both to 1e-2.
-    lambda1: float = 1e-2
-    lambda2: float = 1e-2
+    lambda1: float = hparam(1e-2, LogUniform(1e-3, 1.0))
+    lambda2: float = hparam(1e-2, LogUniform(1e-3, 1.0))
     #: [SRC] tune (lambda1, lambda2) by K-fold CV on I2 over ``lambda_grid`` (off: the MNIST setting).
     tune_lambdas: bool = False
     #: [SRC] the grid of both lambdas.

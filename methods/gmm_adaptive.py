@@ -25,6 +25,7 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from benchmark.contracts import Split, TrainContext
+from benchmark.hparams import Choice, IntUniform, LogUniform, hparam
 from benchmark.seeding import key_to_int
 from benchmark.training import fit_network, labeled_accuracy
 
@@ -227,14 +228,14 @@ class GMMAdaptiveHparams:
     gmm_init: str = "k-means++"
     bic_fallback: bool = True
     refit_every: int = 1
-    warmup_epochs: int = 10
+    warmup_epochs: int = hparam(10, IntUniform(3, 15))
     warmup_plateau: int = 2
     warmup_val_stall: int = 2
-    lambda_u: float = 1.0
-    lambda_gap: float = 1.0
-    lambda_al: float = 0.5
+    lambda_u: float = hparam(1.0, LogUniform(0.3, 3.0))
+    lambda_gap: float = hparam(1.0, LogUniform(0.1, 10.0))
+    lambda_al: float = hparam(0.5, LogUniform(0.05, 5.0))
     literal_gap: bool = False
-    alignment: str = "sample"
+    alignment: str = hparam("sample", Choice(("sample", "distribution")))
     finetune: bool = False
     finetune_epochs: int = 5
     finetune_lr: float = 1e-4
