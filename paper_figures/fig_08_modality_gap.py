@@ -1,0 +1,54 @@
+"""Modality gap (GMM-guided loss): the histogram of the training gaps at the end of training with the
+fitted two-component mixture (balanced and imbalanced components), one panel per dataset (seed 0, or
+the lowest seed run)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+from benchmark.figure_style import grid, save
+from benchmark.figures import NoData, by, ok_records
+
+METHOD = "gmm_adaptive"
+
+
+def mixture_density(fit: dict, g: np.ndarray, logit_scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Density of each component on the histogram's axis (changing variables when the mixture was fitted
+    on the logit of the gap)."""
+    t, jac = g, np.ones_like(g)
+    if logit_scale:
+        gc = np.clip(g, 1e-4, 1 - 1e-4)
+        t, jac = np.log(gc / (1 - gc)), 1.0 / (gc * (1 - gc))
+    comp_b = fit["pi_b"] * norm.pdf(t, fit["mu_b"], np.sqrt(fit["var_b"])) * jac
+    comp_i = fit["pi_i"] * norm.pdf(t, fit["mu_i"], np.sqrt(fit["var_i"])) * jac
+    return comp_b, comp_i
+
+
+def draw(records: list[dict], out_dir) -> list:
+    datasets = {k: v for k, v in by(ok_records(records, METHOD), "dataset").items()
+                if any("histogram" in r.get("extras", {}) for r in v)}
+    if not datasets:
+        raise NoData(f"no run of {METHOD} carries a gap histogram")
+    fig, axes = grid(len(datasets))
+    for ax, ((dataset,), recs) in zip(axes, datasets.items(), strict=True):
+        r = min(recs, key=lambda rec: rec["spec"]["seed"])
+        hist, fit = r["extras"]["histogram"], r["extras"].get("final_fit", {})
+        edges, counts = np.array(hist["edges"]), np.array(hist["counts"], dtype=float)
+        widths = np.diff(edges)
+        density = counts / max(counts.sum(), 1) / widths
+        ax.bar(edges[:-1], density, width=widths, align="edge", color="#BBBBBB", edgecolor="#555555",
+               label="training gaps")
+        if fit and all(k in fit for k in ("pi_b", "mu_b", "var_b", "pi_i", "mu_i", "var_i")):
+            g = np.linspace(edges[0], edges[-1], 400)
+            comp_b, comp_i = mixture_density(fit, g, "logit" in str(r["extras"].get("gap_form", "")))
+            ax.plot(g, comp_b, color="#0072B2", linestyle="-", label="balanced component")
+            ax.plot(g, comp_i, color="#D55E00", linestyle="--", label="imbalanced component")
+            if fit.get("fallback"):
+                ax.text(0.98, 0.95, "one component fits better (BIC): uniform weights", transform=ax.transAxes,
+                        ha="right", va="top", fontsize=7)
+        ax.set_xlabel(f"modality gap ({hist.get('of', 'gap')})")
+        ax.set_ylabel("density")
+        ax.set_title(f"{dataset} (seed {r['spec']['seed']})")
+    axes[0].legend(fontsize=7)
+    return save(fig, out_dir, "fig_08_modality_gap")
