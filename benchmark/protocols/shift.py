@@ -9,7 +9,7 @@ import torch
 
 from benchmark.contracts import Split
 from benchmark.protocols.base import Arg, Param, Protocol
-from benchmark.protocols.noise import LEVELS, feature_spread, replace_modality
+from benchmark.protocols.noise import ModalityLevelProtocol, feature_spread, replace_modality
 from benchmark.seeding import keyed_rng
 
 #: Mean shift per level, in feature spreads per coordinate (the shift vector has norm delta*sqrt(d)).
@@ -19,40 +19,32 @@ SCALE_FACTORS = (1.25, 1.5, 2.0, 3.0, 4.0)
 LABEL_SHIFT_GRID = (0.2, 0.4, 0.6, 0.8)
 
 
-class MeanShift(Protocol):
+class MeanShift(ModalityLevelProtocol):
     """Covariate shift: one modality moved along a seeded unit direction by delta * sqrt(d) spreads,
     delta = (0.25, 0.5, 1, 1.5, 2)[level-1] (the DRO paper's mean-shift simulation)."""
 
     name, version, family = "mean_shift", 1, "covariate"
-    params = (Param("modality", "modality"), Param("level", "level", LEVELS))
-    severity_param = "level"
 
     def apply(self, split: Split, args: tuple[Arg, ...], seed: int) -> Split:
-        name = str(args[0])
-        v = split.x[name].cpu().numpy()
-        kind = "tabular" if v.ndim == 2 else "image"
+        name, v, level = self.target(split, args)
         d = int(np.prod(v.shape[1:]))
         # One direction for the whole split (a shift, not noise): keyed on protocol, modality and seed.
         u = keyed_rng(self.name, self.version, name, seed).standard_normal(d).astype(np.float32)
         u /= np.linalg.norm(u)
-        delta = MEAN_SHIFTS[int(args[1]) - 1]
-        shift = (delta * np.sqrt(d) * u).reshape(v.shape[1:]) * feature_spread(v, kind)
+        shift = (MEAN_SHIFTS[level] * np.sqrt(d) * u).reshape(v.shape[1:]) * feature_spread(v)
         return replace_modality(split, name, v + shift)
 
 
-class ScaleShift(Protocol):
+class ScaleShift(ModalityLevelProtocol):
     """Covariate shift: one modality's spread multiplied by (1.25, 1.5, 2, 3, 4)[level-1] around its
     feature means."""
 
     name, version, family = "scale_shift", 1, "covariate"
-    params = (Param("modality", "modality"), Param("level", "level", LEVELS))
-    severity_param = "level"
 
     def apply(self, split: Split, args: tuple[Arg, ...], seed: int) -> Split:
-        name = str(args[0])
-        v = split.x[name].cpu().numpy()
+        name, v, level = self.target(split, args)
         mean = v.mean(axis=0, keepdims=True)
-        return replace_modality(split, name, mean + SCALE_FACTORS[int(args[1]) - 1] * (v - mean))
+        return replace_modality(split, name, mean + SCALE_FACTORS[level] * (v - mean))
 
 
 class CorrelationShift(Protocol):

@@ -10,7 +10,7 @@ import torch
 from benchmark.contracts import Split
 from benchmark.protocols.base import Arg, Param, Protocol
 from benchmark.protocols.missing import RATE_GRID, RandomMissing
-from benchmark.protocols.noise import LEVELS, GaussianNoise
+from benchmark.protocols.noise import GaussianNoise
 
 
 class Standard(Protocol):
@@ -55,4 +55,3 @@ class TrainImbalance(GaussianNoise):
     """Modality imbalance: Gaussian noise on one modality of the training split (as gaussian_noise)."""
 
     name, version, family, stage = "train_imbalance", 1, "imbalance", "train"
-    params = (Param("modality", "modality"), Param("level", "level", LEVELS))
