@@ -108,6 +108,26 @@ def lower_spread(a: str, b: str, train_condition: str = "standard") -> Callable[
     return check
 
 
+def coverage_at_least(method: str, nominal: float, margin: float = 0.02) -> Callable[..., Verdict]:
+    """The method's marginal intervals cover at least ``nominal - margin`` of the test samples: a
+    one-sided t-test over (run, modality) coverages, scored by the runner on the clean test split."""
+    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
+        cov = [c for r in records if r.get("status") == "ok" and r["spec"]["method"] == method
+               for c in r.get("extras_test", {}).get("marginal_coverage", {}).get("coverage", [])]
+        test = f"one-sided t-test of test coverage > {nominal - margin:.2f} (nominal {nominal:.2f} − {margin:.2f})"
+        if len(cov) < 2:
+            return Verdict("inconclusive", float("nan"), "—", test, f"needs runs of {method} with extras_test")
+        d = np.asarray(cov) - (nominal - margin)
+        if np.allclose(d, d[0]):
+            p_g, p_l = (0.0, 1.0) if d[0] > 0 else (1.0, 0.0)
+        else:
+            p_g = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
+            p_l = float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+        return Verdict(_decide(p_g, p_l), p_g, f"mean coverage {np.mean(cov):.3f}", test,
+                       f"{len(cov)} (run, modality) coverages")
+    return check
+
+
 CLAIMS: list[Claim] = [
     Claim("early_fusion", "multimodal fusion folklore; synergy needs joint features",
           "Early fusion beats late fusion where the label needs a cross-modal interaction "
@@ -135,6 +155,10 @@ CLAIMS: list[Claim] = [
           "The GMM-guided adaptive loss is more accurate than plain joint training (early fusion) when one "
           "modality dominates (synthetic_pid has unequal noise per modality).",
           paired_greater("gmm_adaptive", "early_fusion", "clean", ("synthetic_pid",))),
+    Claim("conformal_shapley", "Conformal Shapley intervals (specs/conformal_shapley.md)",
+          "The marginal split-conformal intervals of the modality Shapley values cover at the nominal rate "
+          "(1 − α = 0.95) on the test split.",
+          coverage_at_least("conformal_shapley", 0.95)),
 ]
 
 
