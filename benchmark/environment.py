@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from functools import cache
@@ -28,6 +29,17 @@ def git_state() -> dict[str, object]:
     return {"commit": commit, "dirty": dirty}
 
 
+@cache
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or f"cpu ({os.cpu_count()} cores)"
+
+
 def describe(device: torch.device) -> dict[str, object]:
     return {
         "python": platform.python_version(),
@@ -38,7 +50,7 @@ def describe(device: torch.device) -> dict[str, object]:
         "scipy": scipy.__version__,
         "scikit_learn": sklearn.__version__,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,
         **{f"git_{k}": v for k, v in git_state().items()},
