@@ -32,9 +32,10 @@ def git_state() -> dict[str, object]:
 @cache
 def cpu_name() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
     except OSError:
         pass
     return platform.processor() or f"cpu ({os.cpu_count()} cores)"
