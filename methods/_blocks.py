@@ -81,6 +81,15 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | No
     return (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
 
 
+def concat_with_mask(info: DatasetInfo, x: Mapping[str, torch.Tensor], mask: torch.Tensor,
+                     mask_as_input: bool = True) -> torch.Tensor:
+    """Early fusion's input: every modality flattened and concatenated, then (optionally) the mask."""
+    parts = [x[m.name].reshape(mask.shape[0], -1) for m in info.modalities]
+    if mask_as_input:
+        parts.append(mask.to(parts[0].dtype))
+    return torch.cat(parts, dim=1)
+
+
 def zero_fill(x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Zero every entry behind the mask, so no method can read a missing modality's values."""
     out = {}

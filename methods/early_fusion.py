@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.hparams import Choice, hparam
 
-from ._blocks import TabularEncoder, TorchMethod, cross_entropy
+from ._blocks import TabularEncoder, TorchMethod, concat_with_mask, cross_entropy
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,7 @@ class EarlyFusion(TorchMethod):
         return nn.Sequential(TabularEncoder(in_dim, width), nn.Linear(width, self.info.n_classes))
 
     def _inputs(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        parts = [x[m.name].reshape(mask.shape[0], -1) for m in self.info.modalities]
-        if self.hparams.mask_as_input:
-            parts.append(mask.to(parts[0].dtype))
-        return torch.cat(parts, dim=1)
+        return concat_with_mask(self.info, x, mask, self.hparams.mask_as_input)
 
     def loss(self, batch) -> torch.Tensor:
         return cross_entropy(self.net(self._inputs(batch.x, batch.mask)), batch.y)
