@@ -86,3 +86,19 @@ def test_claim_verdicts_follow_the_data() -> None:
     assert check([], table({"a": -0.03, "b": 0.0})).verdict == "not supported"
     assert check([], table({"a": 0.0, "b": 0.0}, noise=0.02)).verdict == "inconclusive"
     assert "not enough paired runs" in check([], table({"a": 0.0, "c": 0.0})).used
+
+
+def test_gap_and_weak_modality_claims_read_the_two_modality_runs() -> None:
+    from benchmark.claims import condition_greater, smaller_gap
+
+    def rec(method: str, seed: int, strong: float, weak: float) -> dict:
+        return {"spec": {"method": method, "dataset": "synthetic_pid", "seed": seed, "train_condition": "standard",
+                         "dataset_params": {"n_modalities": 2}}, "status": "ok",
+                "metrics": {"missing_pattern[m0]": {"accuracy": strong}, "missing_pattern[m1]": {"accuracy": weak}}}
+
+    recs = [rec("g", s, 0.9, 0.6 + 0.01 * s) for s in range(5)] + [rec("e", s, 0.9, 0.4 + 0.02 * s) for s in range(5)]
+    assert smaller_gap("g", "e")(recs, None).verdict == "supported"
+    assert smaller_gap("e", "g")(recs, None).verdict == "not supported"
+    assert condition_greater("g", "e", "missing_pattern[m1]")(recs, None).verdict == "supported"
+    three = [dict(r, spec={**r["spec"], "dataset_params": {}}) for r in recs]
+    assert smaller_gap("g", "e")(three, None).verdict == "inconclusive"  # not the two-modality set-up
