@@ -4,6 +4,7 @@ over seeds), with the Pareto front (no other method both cheaper and more accura
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from benchmark.figure_style import grid, method_style, save
 from benchmark.figures import NoData, by, ok_records
@@ -35,6 +36,7 @@ def draw(records: list[dict], out_dir) -> list:
             front = sorted((pts[i] for i in pareto(pts)), key=lambda p: p[0])
             ax.plot([p[0] for p in front], [p[1] for p in front], color="grey", linestyle=":", label="Pareto front")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # major decades only: minor labels overlap
             ax.set_xlabel(label)
             ax.set_ylabel("clean accuracy")
             ax.set_title(dataset)
