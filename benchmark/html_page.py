@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.leaderboard import mean_interval
 from benchmark.paths import REPO_ROOT
 
 SCRIPT = """
@@ -87,8 +88,6 @@ def render(table: pd.DataFrame, long: pd.DataFrame, marks: set, columns: dict, r
             rows = []
             for method, g in fpart.groupby("method"):
                 v = g["accuracy"].to_numpy(float)
-                from benchmark.leaderboard import mean_interval
-
                 mean, lo, hi = mean_interval(v)
                 rows.append(f'<tr><td data-value="{html.escape(method)}">{html.escape(method)}</td>'
                             + _cell(mean, lo, hi, 100, (dataset, cond, fam, method) in marks)
