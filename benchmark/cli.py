@@ -142,14 +142,19 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from benchmark.suites import load_suite
     from benchmark.sweep import DataCache, plan
 
+    cache = DataCache()
+
+    def suite_records(name: str, results: Path | None = None) -> list:
+        runs = plan(load_suite(name), results or args.results / name, cache)
+        return load_records([r.path for r in runs if r.path.exists()])
+
     suite = load_suite(args.suite)
-    runs = plan(suite, args.results, DataCache())
-    records = load_records([r.path for r in runs if r.path.exists()])
+    records = suite_records(args.suite, args.results)
     if not records:
         print(f"error: no record of suite {suite.name} in {args.results / 'runs'}; run "
               f"`python -m benchmark run --suite {suite.name}` first", file=sys.stderr)
         return 2
-    for name, result in draw_all(records, args.out).items():
+    for name, result in draw_all(records, args.out, suite_records).items():
         print(f"{name}: {result if isinstance(result, str) else ', '.join(str(p) for p in result)}")
     return 0
 

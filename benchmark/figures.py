@@ -4,6 +4,7 @@ function), found by scanning the folder. They read stored records only; nothing 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,15 +25,19 @@ def scripts(folder: Path = FIGURES_DIR) -> dict[str, ModuleType]:
     return out
 
 
-def draw_all(records: list[dict[str, Any]], out_dir: Path) -> dict[str, list[Path] | str]:
-    """Every figure; one that has no data to draw says why instead of failing the others."""
+def draw_all(records: list[dict[str, Any]], out_dir: Path,
+             suite_records: Callable[[str], list[dict[str, Any]]] | None = None) -> dict[str, list[Path] | str]:
+    """Every figure; one that has no data to draw says why instead of failing the others. A script that
+    sets ``SUITE = "name"`` draws that suite's records (``suite_records(name)``) instead."""
     from benchmark import figure_style
 
     figure_style.apply()
     done: dict[str, list[Path] | str] = {}
     for name, module in scripts().items():
+        own = getattr(module, "SUITE", None)
         try:
-            done[name] = module.draw(records, out_dir)
+            recs = suite_records(own) if own and suite_records else records
+            done[name] = module.draw(recs, out_dir)
         except NoData as exc:
             done[name] = f"skipped: {exc}"
     return done

@@ -1,5 +1,6 @@
 """Complexity scaling: training time and training FLOPs against the number of modalities (runs of
-``synthetic_pid`` at several ``n_modalities``, e.g. the ``scaling`` suite), one line per method:
+``synthetic_pid`` at several ``n_modalities``: the ``scaling`` suite, run with
+``python -m benchmark run --suite scaling --results results/scaling``), one line per method:
 modality-aware methods against early fusion."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import numpy as np
 from benchmark.figure_style import grid, method_style, save
 from benchmark.figures import NoData, by, ok_records
 
+#: Drawn from the records of the scaling suite (``results/scaling``), not the suite of the other figures.
+SUITE = "scaling"
 COSTS = {"training time (s)": lambda r: r["timings"]["fit_seconds"],
          "training FLOPs": lambda r: r["flops"].get("train_estimate") or np.nan}
 
@@ -17,7 +20,8 @@ def draw(records: list[dict], out_dir) -> list:
     recs = [r for r in ok_records(records) if r["spec"]["dataset"] == "synthetic_pid"]
     ms = sorted({int(r["spec"]["dataset_params"].get("n_modalities", 3)) for r in recs})
     if len(ms) < 2:
-        raise NoData("needs synthetic_pid runs at two or more n_modalities (python -m benchmark run --suite scaling)")
+        raise NoData("needs synthetic_pid runs at two or more n_modalities "
+                     "(python -m benchmark run --suite scaling --results results/scaling)")
     fig, axes = grid(len(COSTS), ncols=len(COSTS))
     for ax, (label, cost) in zip(axes, COSTS.items(), strict=True):
         for (method,), rs in by(recs, "method").items():
