@@ -78,7 +78,8 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
         for col, vals in per_seed.items():
             row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean_interval(np.array(vals))
         worst = [summarize(r).get("worst_condition") for r in ok]
-        row["worst_condition"] = max(set(worst), key=worst.count) if worst and worst[0] else ""
+        # The most frequent worst condition over seeds; ties go to the first in sorted order (deterministic).
+        row["worst_condition"] = max(sorted(set(worst)), key=worst.count) if worst and worst[0] else ""
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["dataset", "train_condition", "method", "seeds_ok", "seeds_failed"])

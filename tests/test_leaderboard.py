@@ -78,3 +78,18 @@ def test_leaderboard_table_pairs_effective_robustness_by_seed() -> None:
     table = build_table(recs, baseline="base").set_index("method")
     assert np.isclose(table.loc["m", "er_missing"], 0.05) and np.isclose(table.loc["base", "er_missing"], 0.0)
     assert "ER missing" in to_markdown(build_table(recs, "base"), "unit", [], "base")
+
+
+def test_tied_worst_conditions_are_broken_the_same_way_whatever_the_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from benchmark.leaderboard import build_table; import json, sys; recs = json.loads(sys.argv[1]); "
+            "print(build_table(recs).loc[0, 'worst_condition'])")
+    recs = [fake_record("a", 0, 0.9, [0.5, 0.8]), fake_record("a", 1, 0.9, [0.8, 0.5])]  # one worst each
+    import json
+
+    outs = {subprocess.run([sys.executable, "-c", code, json.dumps(recs)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(6)}
+    assert outs == {"random_missing[0]"}
