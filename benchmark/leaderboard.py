@@ -16,16 +16,17 @@ from benchmark.records import read_record
 from benchmark.robustness import effective_robustness, summarize
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
 
-#: Leaderboard columns: name -> (header, function of one record's body, scale for display).
+#: Leaderboard columns: name -> (header, function of one record's body and its robustness summary,
+#: scale for display).
 COLUMNS: dict[str, tuple[str, Any, float]] = {
-    "clean_accuracy": ("clean acc (%)", lambda r: r["metrics"]["clean"]["accuracy"], 100.0),
-    "missing_mean_accuracy": ("missing: mean acc (%)", lambda r: _family(r, "missing", np.mean), 100.0),
-    "missing_worst_accuracy": ("missing: worst acc (%)", lambda r: _family(r, "missing", np.min), 100.0),
-    "worst_accuracy": ("worst condition acc (%)", lambda r: summarize(r).get("worst_accuracy", math.nan), 100.0),
-    "clean_ece": ("clean ECE (%)", lambda r: r["metrics"]["clean"]["ece"], 100.0),
-    "fit_seconds": ("train time (s)", lambda r: r["timings"]["fit_seconds"], 1.0),
+    "clean_accuracy": ("clean acc (%)", lambda r, s: r["metrics"]["clean"]["accuracy"], 100.0),
+    "missing_mean_accuracy": ("missing: mean acc (%)", lambda r, s: _family(r, "missing", np.mean), 100.0),
+    "missing_worst_accuracy": ("missing: worst acc (%)", lambda r, s: _family(r, "missing", np.min), 100.0),
+    "worst_accuracy": ("worst condition acc (%)", lambda r, s: s.get("worst_accuracy", math.nan), 100.0),
+    "clean_ece": ("clean ECE (%)", lambda r, s: r["metrics"]["clean"]["ece"], 100.0),
+    "fit_seconds": ("train time (s)", lambda r, s: r["timings"]["fit_seconds"], 1.0),
     "inference_us_per_sample": ("inference (us/sample)",
-                                lambda r: r["timings"]["inference_seconds_per_sample"] * 1e6, 1.0),
+                                lambda r, s: r["timings"]["inference_seconds_per_sample"] * 1e6, 1.0),
 }
 CONFIDENCE = 0.95
 
@@ -60,6 +61,8 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
     for r in records:
         s = r["spec"]
         groups.setdefault((s["dataset"], s["train_condition"], s["method"]), []).append(r)
+    # Each finished record's robustness summary, computed once (keyed by id(): records are unhashable dicts).
+    summary = {id(r): summarize(r) for r in records if r.get("status") == "ok"}
     base_by_seed = {(s["dataset"], s["train_condition"], s["seed"]): r for r in records
                     if (s := r["spec"])["method"] == baseline and r.get("status") == "ok"}
     for (dataset, cond, method), recs in sorted(groups.items()):
@@ -68,16 +71,17 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
                                "seeds_ok": len(ok), "seeds_failed": len(recs) - len(ok)}
         per_seed: dict[str, list[float]] = {}
         for r in ok:
-            values = {col: get(r) for col, (_, get, _) in COLUMNS.items()}
-            values.update({k: v for k, v in summarize(r).items() if not isinstance(v, str)})
+            sr = summary[id(r)]
+            values = {col: get(r, sr) for col, (_, get, _) in COLUMNS.items()}
+            values.update({k: v for k, v in sr.items() if not isinstance(v, str)})
             base = base_by_seed.get((dataset, cond, r["spec"]["seed"]))
             if base is not None:
-                values.update(effective_robustness(r, base))
+                values.update(effective_robustness(r, base, (sr, summary[id(base)])))
             for k, v in values.items():
                 per_seed.setdefault(k, []).append(v)
         for col, vals in per_seed.items():
             row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean_interval(np.array(vals))
-        worst = [summarize(r).get("worst_condition") for r in ok]
+        worst = [summary[id(r)].get("worst_condition") for r in ok]
         # The most frequent worst condition over seeds; ties go to the first in sorted order (deterministic).
         row["worst_condition"] = max(sorted(set(worst)), key=worst.count) if worst and worst[0] else ""
         rows.append(row)
@@ -156,7 +160,8 @@ def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
     from benchmark.statistics import long_table, not_worse_than_best, pairwise_tests
 
     selected, chosen = select(records, rule)
-    table = _with_tuning(build_table(selected, baseline), chosen, tuning_spread(records), rule)
+    spread = tuning_spread(records)
+    table = _with_tuning(build_table(selected, baseline), chosen, spread, rule)
     long = long_table(selected)
     pairwise = pairwise_tests(long, baseline)
     marks = not_worse_than_best(pairwise, long)
@@ -169,10 +174,9 @@ def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
     md = to_markdown(table, suite, failed, baseline, rule, marks)
-    if any(n > 1 for n, _ in tuning_spread(records).values()):
+    if any(n > 1 for n, _ in spread.values()):
         oracle_records, oracle_chosen = select(records, "oracle_test")
-        oracle = _with_tuning(build_table(oracle_records, baseline), oracle_chosen, tuning_spread(records),
-                              "oracle_test")
+        oracle = _with_tuning(build_table(oracle_records, baseline), oracle_chosen, spread, "oracle_test")
         oracle.to_csv(out_dir / "leaderboard_oracle.csv", index=False, float_format="%.6g")
         (out_dir / "leaderboard_oracle.md").write_text(
             to_markdown(oracle, suite, [], baseline, "oracle_test").replace(

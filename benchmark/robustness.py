@@ -60,9 +60,11 @@ def summarize(record: dict[str, Any]) -> dict[str, float | str]:
     return out
 
 
-def effective_robustness(method: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
-    """``er_<family>``: (area - clean) of the method minus that of the baseline, same seed and grid."""
-    sm, sb = summarize(method), summarize(baseline)
+def effective_robustness(method: dict[str, Any], baseline: dict[str, Any],
+                         summaries: tuple[dict, dict] | None = None) -> dict[str, float]:
+    """``er_<family>``: (area - clean) of the method minus that of the baseline, same seed and grid.
+    ``summaries`` passes their ``summarize`` results when the caller has them already."""
+    sm, sb = summaries or (summarize(method), summarize(baseline))
     cm, cb = method["metrics"]["clean"]["accuracy"], baseline["metrics"]["clean"]["accuracy"]
     return {f"er_{k[4:]}": (float(sm[k]) - cm) - (float(sb[k]) - cb)
             for k in sm if k.startswith("auc_") and k in sb}
