@@ -47,6 +47,15 @@ def _decide(p_greater: float, p_less: float) -> str:
     return "inconclusive"
 
 
+def one_sided_p(d: np.ndarray) -> tuple[float, float]:
+    """p-values of the one-sample t-tests of mean(d) > 0 and mean(d) < 0. Without spread the t statistic
+    is undefined: a constant d is decided by its sign (0 or 1), and d = 0 gives 1 both ways."""
+    if np.allclose(d, d[0]):
+        return (0.0, 1.0) if d[0] > 0 else (1.0, 0.0) if d[0] < 0 else (1.0, 1.0)
+    return (float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue),
+            float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue))
+
+
 def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, ...] | None = None,
                    train_condition: str = "standard", of: str = "accuracy") -> Callable[..., Verdict]:
     """a > b on the family's accuracy (or, with of="drop", a loses more than b from clean), paired over
@@ -72,11 +81,7 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
                            f"not enough paired runs ({len(common)}); needs {a} and {b} on "
                            f"{', '.join(datasets) if datasets else 'any dataset'} with {train_condition}")
         d = (va.loc[common] - vb.loc[common]).to_numpy(float)
-        if np.allclose(d, d[0]):
-            p_g, p_l = (0.0, 1.0) if d[0] > 0 else (1.0, 0.0) if d[0] < 0 else (1.0, 1.0)
-        else:
-            p_g = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
-            p_l = float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+        p_g, p_l = one_sided_p(d)
         used = f"{len(common)} (dataset, seed) pairs on {', '.join(sorted({i[0] for i in common}))}"
         return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * 100:+.2f} points",
                        f"one-sided paired t-test of {a} − {b} ({what})", used)
@@ -118,11 +123,7 @@ def coverage_at_least(method: str, nominal: float, margin: float = 0.02) -> Call
         if len(cov) < 2:
             return Verdict("inconclusive", float("nan"), "—", test, f"needs runs of {method} with extras_test")
         d = np.asarray(cov) - (nominal - margin)
-        if np.allclose(d, d[0]):
-            p_g, p_l = (0.0, 1.0) if d[0] > 0 else (1.0, 0.0)
-        else:
-            p_g = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
-            p_l = float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+        p_g, p_l = one_sided_p(d)
         return Verdict(_decide(p_g, p_l), p_g, f"mean coverage {np.mean(cov):.3f}", test,
                        f"{len(cov)} (run, modality) coverages")
     return check
@@ -145,11 +146,7 @@ def _paired_values(records: list[Record], a: str, b: str, value: Callable[[Recor
 def _one_sided(d: np.ndarray, test: str, used: str, scale: float = 100.0, unit: str = "points") -> Verdict:
     if len(d) < 2:
         return Verdict("inconclusive", float("nan"), "—", test, f"not enough paired runs ({used})")
-    if np.allclose(d, d[0]):
-        p_g, p_l = (0.0, 1.0) if d[0] > 0 else (1.0, 0.0) if d[0] < 0 else (1.0, 1.0)
-    else:
-        p_g = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
-        p_l = float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+    p_g, p_l = one_sided_p(d)
     return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * scale:+.2f} {unit}", test, used)
 
 
