@@ -103,11 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(suite, results: Path, cache=None) -> None:
-    from benchmark.leaderboard import load_records, write_leaderboard
-    from benchmark.sweep import DataCache, plan
+    from benchmark.leaderboard import write_leaderboard
+    from benchmark.sweep import DataCache, plan, stored_records
 
     runs = plan(suite, results, cache or DataCache())
-    records = load_records([r.path for r in runs if r.path.exists()])
+    records = stored_records(runs)
     write_leaderboard(records, results, suite.name, suite.robustness_baseline, suite.selection_rule)
     print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
     planned = {r.path.name for r in runs}
@@ -138,15 +138,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from benchmark.figures import draw_all
-    from benchmark.leaderboard import load_records
     from benchmark.suites import load_suite
-    from benchmark.sweep import DataCache, plan
+    from benchmark.sweep import DataCache, plan, stored_records
 
     cache = DataCache()
 
     def suite_records(name: str, results: Path | None = None) -> list:
-        runs = plan(load_suite(name), results or args.results / name, cache)
-        return load_records([r.path for r in runs if r.path.exists()])
+        return stored_records(plan(load_suite(name), results or args.results / name, cache))
 
     suite = load_suite(args.suite)
     records = suite_records(args.suite, args.results)

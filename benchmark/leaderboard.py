@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.records import read_record
 from benchmark.robustness import effective_robustness, summarize
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
 
@@ -47,10 +46,6 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
         return (mean, mean, mean) if len(values) >= 2 else (mean, math.nan, math.nan)
     lo, hi = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
     return mean, float(lo), float(hi)
-
-
-def load_records(paths: list[Path]) -> list[dict[str, Any]]:
-    return [r for r in (read_record(p) for p in paths) if r is not None]
 
 
 def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> pd.DataFrame:

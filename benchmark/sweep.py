@@ -91,6 +91,11 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
     return runs
 
 
+def stored_records(runs: list[PlannedRun]) -> list[dict[str, Any]]:
+    """The readable records of the planned runs that have one (the leaderboard's and figures' input)."""
+    return [rec for rec in (read_record(r.path) for r in runs if r.path.exists()) if rec is not None]
+
+
 def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, retry_failed: bool = False,
               threads: int = 1, progress: bool = True, backend: str = "serial", workers: int = 2,
               scheduler: str | None = None) -> SweepSummary:
