@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.paths import default_results_dir
+RESULTS_HELP = "results folder (default: the suite's own: results/ for full, results/NAME for the others)"
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -89,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in args.method_file or []:
         print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
     suite = load_suite(args.suite)
+    args.results = args.results or suite.results_dir
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     cache = DataCache()
     runs = plan(suite, args.results, cache, _csv(args.methods), _csv(args.datasets), seeds)
@@ -125,11 +126,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.record:
         from benchmark.provenance import record_leaderboard
 
-        commit = record_leaderboard(args.suite, args.results)
+        commit = record_leaderboard(args.suite, args.results or load_suite(args.suite).results_dir)
         print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
               file=sys.stderr)
         return 0
-    _leaderboard(load_suite(args.suite), args.results)
+    suite = load_suite(args.suite)
+    args.results = args.results or suite.results_dir
+    _leaderboard(suite, args.results)
     if args.update_readme:
         update_readme(REPO_ROOT / "README.md", args.results / "leaderboard.md")
         print("README.md: leaderboard block replaced", file=sys.stderr)
@@ -144,10 +147,13 @@ def cmd_figures(args: argparse.Namespace) -> int:
     cache = DataCache()
 
     def suite_records(name: str, results: Path | None = None) -> list:
-        return stored_records(plan(load_suite(name), results or args.results / name, cache))
+        """Another suite's records: beside an explicit --results as ``DIR/NAME``, else its own folder."""
+        other = load_suite(name)
+        return stored_records(plan(other, results or (args.results / name if args.results else other.results_dir),
+                                   cache))
 
     suite = load_suite(args.suite)
-    records = suite_records(args.suite, args.results)
+    records = suite_records(args.suite, args.results or suite.results_dir)
     if not records:
         print(f"error: no record of suite {suite.name} in {args.results / 'runs'}; run "
               f"`python -m benchmark run --suite {suite.name}` first", file=sys.stderr)
@@ -189,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated subset of the suite's methods")
     p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
-    p.add_argument("--results", type=Path, default=default_results_dir(), help="results folder (default: results/)")
+    p.add_argument("--results", type=Path, help=RESULTS_HELP)
     p.add_argument("--backend", choices=["serial", "dask"], default="serial",
                    help="serial (default) or dask: a LocalCluster, or the cluster at --scheduler")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers for --backend dask (default 2)")
@@ -204,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("leaderboard", help="rebuild leaderboard.{md,csv} from the stored records")
-    p.add_argument("--suite", default="quick", help="the suite whose runs it tabulates (default: quick)")
-    p.add_argument("--results", type=Path, default=default_results_dir())
+    p.add_argument("--suite", default="full",
+                   help="the suite whose runs it tabulates (default: full, the committed one)")
+    p.add_argument("--results", type=Path, help=RESULTS_HELP)
     p.add_argument("--record", action="store_true",
                    help="run the regeneration under `datalad run` (a clean datalad dataset is needed)")
     p.add_argument("--update-readme", action="store_true",
@@ -217,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_method)
 
     p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
-    p.add_argument("--suite", default="quick", help="the suite whose runs are drawn (default: quick)")
-    p.add_argument("--results", type=Path, default=default_results_dir())
+    p.add_argument("--suite", default="full", help="the suite whose runs are drawn (default: full, the committed one)")
+    p.add_argument("--results", type=Path, help=RESULTS_HELP)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "paper_figures")
     p.set_defaults(func=cmd_figures)
     return parser

@@ -27,9 +27,5 @@ def data_dir() -> Path:
     return Path(cache) / "robust-mm-bench"
 
 
-def default_results_dir() -> Path:
-    return REPO_ROOT / "results"
-
-
 def _extra(var: str) -> list[Path]:
     return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]

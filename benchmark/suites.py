@@ -11,6 +11,7 @@ from typing import Any
 
 from benchmark import registry
 from benchmark.contracts import DatasetInfo, TrainBudget
+from benchmark.paths import REPO_ROOT
 from benchmark.protocols import Condition, expand_conditions, get_protocol
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -34,6 +35,13 @@ class Suite:
     hparam_draws: int = 1
     #: The model-selection rule the leaderboard uses (see benchmark.selection).
     selection_rule: str = "clean_val"
+    #: Where its records and leaderboard go by default, relative to the checkout: ``results/NAME``, so
+    #: running one suite never overwrites another's tables; the committed ``full`` suite says ``results``.
+    results: str = ""
+
+    @property
+    def results_dir(self) -> Path:
+        return REPO_ROOT / (self.results or f"results/{self.name}")
 
     def dataset_entries(self, only: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
         """(dataset name, parameters) per entry; an entry can be a variant with its own parameters.
@@ -72,7 +80,7 @@ def load_suite(name_or_path: str) -> Suite:
     raw = tomllib.loads(path.read_text())
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
              "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
-             "selection_rule"}
+             "selection_rule", "results"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
@@ -105,12 +113,20 @@ def load_suite(name_or_path: str) -> Suite:
         robustness_baseline=str(raw.get("robustness_baseline", "late_fusion")),
         hparam_draws=_positive_int(raw.get("hparam_draws", 1), "hparam_draws", path),
         selection_rule=_rule(raw.get("selection_rule", "clean_val"), path),
+        results=_relative_folder(raw.get("results", ""), path),
     )
 
 
 def _positive_int(value: Any, key: str, path: Path) -> int:
     if not isinstance(value, int) or value < 1:
         raise ValueError(f"{path}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _relative_folder(value: Any, path: Path) -> str:
+    if not isinstance(value, str) or Path(value).is_absolute() or ".." in Path(value).parts:
+        raise ValueError(f"{path}: results must be a folder inside the checkout, relative to it "
+                         f"(e.g. \"results/my_suite\"), got {value!r}")
     return value
 
 
