@@ -14,6 +14,7 @@ from scipy import stats
 
 from benchmark.robustness import effective_robustness, summarize
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
+from benchmark.statistics import t_interval
 
 #: Leaderboard columns: name -> (header, function of one record's body and its robustness summary,
 #: scale for display).
@@ -44,7 +45,7 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
     mean = float(values.mean())
     if len(values) < 2 or values.std() == 0:
         return (mean, mean, mean) if len(values) >= 2 else (mean, math.nan, math.nan)
-    lo, hi = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    lo, hi = t_interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
     return mean, float(lo), float(hi)
 
 
@@ -118,6 +119,7 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
            "worse than the best (paired t-test over seeds, Holm-corrected; see `statistics.md`).", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
+    out += summary_markdown(table, marks) + [SUMMARY_END, ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
         part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
@@ -137,6 +139,35 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
     if failed:
         out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]
     return "\n".join(out)
+
+
+SUMMARY_END = "<!-- summary:end -->"
+
+
+def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
+    """One table per training condition: each method's clean accuracy on every dataset, its mean rank
+    over the datasets (1 = best; ties share the mean rank) and its missing-family accuracy averaged over
+    the datasets. What the README shows; the per-dataset tables follow it."""
+    if table.empty or table["dataset"].nunique() < 2:
+        return []
+    out = []
+    for cond, part in table.groupby("train_condition", sort=True):
+        acc = part.pivot(index="method", columns="dataset", values="clean_accuracy")
+        ranks = acc.rank(axis=0, ascending=False).mean(axis=1)
+        missing = part.pivot(index="method", columns="dataset", values="missing_mean_accuracy").mean(axis=1)
+        datasets = list(acc.columns)
+        out += [f"## Summary (training: {cond})", "",
+                f"Clean test accuracy (%) on each dataset, mean over seeds (✓: not significantly worse than the "
+                f"best there); mean rank over the {len(datasets)} datasets (1 = best); missing: the `missing` "
+                "family's mean accuracy, averaged over the datasets.", "",
+                "| method | mean rank | " + " | ".join(datasets) + " | missing (%) |",
+                "|" + "---|" * (len(datasets) + 3)]
+        for method in ranks.sort_values(kind="stable").index:
+            cells = [f"{acc.loc[method, d] * 100:.1f}" + (" ✓" if (d, cond, "clean", method) in marks else "")
+                     if np.isfinite(acc.loc[method, d]) else "—" for d in datasets]
+            out.append(f"| {method} | {ranks[method]:.2f} | " + " | ".join(cells) + f" | {missing[method] * 100:.1f} |")
+        out.append("")
+    return out
 
 
 def _rule_text(rule: str) -> str:
@@ -206,11 +237,16 @@ README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -
 
 def update_readme(readme: Path, board: Path) -> None:
     """Replace the README's block between the leaderboard markers with the generated tables (headings
-    demoted one level, so they nest under the README's section)."""
+    demoted one level, so they nest under the README's section): the summary only, when the
+    leaderboard has one (several datasets), with a pointer to the per-dataset tables."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} block to replace")
-    body = "\n".join("#" + line if line.startswith("#") else line for line in board.read_text().splitlines()[1:])
+    board_text = board.read_text()
+    if "## Summary" in board_text.split(SUMMARY_END, 1)[0]:
+        board_text = board_text.split(SUMMARY_END, 1)[0] + (
+            f"Per dataset (every column with its interval, robustness, failures): `{board.name}` beside the records.\n")
+    body = "\n".join("#" + line if line.startswith("#") else line for line in board_text.splitlines()[1:])
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     readme.write_text(f"{head}{README_START}\n{body.strip()}\n{README_END}{tail}")

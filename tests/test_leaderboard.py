@@ -93,3 +93,35 @@ def test_tied_worst_conditions_are_broken_the_same_way_whatever_the_hash_seed() 
     outs = {subprocess.run([sys.executable, "-c", code, json.dumps(recs)], capture_output=True, text=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(6)}
     assert outs == {"random_missing[0]"}
+
+
+def _on(dataset: str, rec: dict) -> dict:
+    rec["spec"]["dataset"] = dataset
+    return rec
+
+
+def test_summary_ranks_methods_over_datasets_and_the_readme_gets_only_the_summary(tmp_path) -> None:
+    from benchmark.leaderboard import SUMMARY_END, summary_markdown, update_readme
+
+    accs = {"d1": {"a": 0.9, "b": 0.8, "c": 0.7}, "d2": {"a": 0.6, "b": 0.8, "c": 0.8}}
+    recs = [_on(d, fake_record(m, s, acc + 0.001 * s, [acc / 2])) for d, by_m in accs.items()
+            for m, acc in by_m.items() for s in range(3)]
+    table = build_table(recs)
+    lines = summary_markdown(table, {("d1", "standard", "clean", "a")})
+    rows = {ln.split(" | ")[0][2:]: ln.split(" | ") for ln in lines if ln.startswith("| ") and "---" not in ln}
+    # d1 ranks a, b, c = 1, 2, 3; d2: b and c tie for 1.5, a is 3. Mean ranks: a 2, b 1.75, c 2.25.
+    assert [float(rows[m][1]) for m in ("a", "b", "c")] == [2.0, 1.75, 2.25]
+    assert sum(float(rows[m][1]) for m in "abc") == 6.0  # mean ranks of 3 methods always sum to 1+2+3
+    order = [ln.split(" | ")[0][2:] for ln in lines if ln.startswith("| ") and "---" not in ln][1:]
+    assert order == ["b", "a", "c"]
+    assert rows["a"][2] == "90.1 ✓" and rows["b"][2] == "80.1"
+    assert summary_markdown(build_table([r for r in recs if r["spec"]["dataset"] == "d1"]), set()) == []
+
+    board = tmp_path / "leaderboard.md"
+    board.write_text(to_markdown(table, "unit", []))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\nrest\n")
+    update_readme(readme, board)
+    text = readme.read_text()
+    assert "### Summary (training: standard)" in text and "## d1 (training" not in text
+    assert "old" not in text and text.endswith("rest\n") and SUMMARY_END not in text
