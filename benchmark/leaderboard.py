@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from benchmark.robustness import effective_robustness, summarize
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
-from benchmark.statistics import t_interval
+from benchmark.statistics import sem, t_interval
 
 #: Leaderboard columns: name -> (header, function of one record's body and its robustness summary,
 #: scale for display).
@@ -45,7 +44,7 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
     mean = float(values.mean())
     if len(values) < 2 or values.std() == 0:
         return (mean, mean, mean) if len(values) >= 2 else (mean, math.nan, math.nan)
-    lo, hi = t_interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    lo, hi = t_interval(confidence, len(values) - 1, loc=mean, scale=sem(values))
     return mean, float(lo), float(hi)
 
 
@@ -151,7 +150,9 @@ def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
     if table.empty or table["dataset"].nunique() < 2:
         return []
     out = []
-    for cond, part in table.groupby("train_condition", sort=True):
+    by_condition = dict(list(table.groupby("train_condition", sort=True)))
+    for cond in sorted(by_condition, key=lambda c: (c != "standard", c)):  # standard training first
+        part = by_condition[cond]
         acc = part.pivot(index="method", columns="dataset", values="clean_accuracy")
         ranks = acc.rank(axis=0, ascending=False).mean(axis=1)
         missing = part.pivot(index="method", columns="dataset", values="missing_mean_accuracy").mean(axis=1)

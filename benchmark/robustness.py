@@ -12,6 +12,7 @@ against a baseline that the suite names.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from typing import Any
@@ -29,17 +30,24 @@ def curves(record: dict[str, Any]) -> dict[tuple[str, str], tuple[np.ndarray, np
     for key, m in metrics.items():
         if m.get("severity") is None:
             continue
-        cond = Condition.parse(key)
-        proto = PROTOCOLS[cond.protocol]
-        full = proto.full_args(cond.args)
-        others = [str(a) for p, a in zip(proto.params, full, strict=True) if p.name != proto.severity_param]
-        points[(proto.family, f"{cond.protocol}[{','.join(others)}]")].append((float(m["severity"]), m["accuracy"]))
+        points[_curve_of(key)].append((float(m["severity"]), m["accuracy"]))
     out = {}
     for name, pts in points.items():
         pts = sorted([(0.0, clean), *pts])
         sev, acc = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
         out[name] = (sev, acc)
     return out
+
+
+@functools.cache
+def _curve_of(key: str) -> tuple[str, str]:
+    """(family, curve name) of a condition key: the protocol with its parameters other than severity.
+    Cached: every record of a suite repeats the same keys, and parsing them dominated a rebuild."""
+    cond = Condition.parse(key)
+    proto = PROTOCOLS[cond.protocol]
+    full = proto.full_args(cond.args)
+    others = [str(a) for p, a in zip(proto.params, full, strict=True) if p.name != proto.severity_param]
+    return proto.family, f"{cond.protocol}[{','.join(others)}]"
 
 
 def normalised_area(severity: np.ndarray, accuracy: np.ndarray) -> float:
