@@ -163,8 +163,11 @@ def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers
     # TOOLCHAIN.md: one BLAS/OpenMP thread per worker, set before the workers start (and without
     # MALLOC_TRIM_THRESHOLD_, which made the workers 1.5x slower here).
     environ = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+    # A worker holds one task at a time (saturation 1.0): when a task kills its worker, only that task
+    # was on it, so only that run is recorded as failed (allowed-failures 0: it is not retried elsewhere).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.scheduler.allowed-failures": 0}):
+                          "distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                       dashboard_address=None)
         client = Client(scheduler or cluster)

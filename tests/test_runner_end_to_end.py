@@ -123,16 +123,30 @@ def test_a_wrong_protocol_parameter_stops_before_any_training(tmp_path: Path) ->
     assert not (tmp_path / "res" / "runs").exists()
 
 
-def test_dask_local_cluster_gives_the_same_records_as_the_serial_backend(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"], seeds=[0, 1])
-    serial = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "serial"), "--no-progress")
-    dask = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "dask"), "--no-progress",
+def test_smoke_suite_on_a_dask_local_cluster_gives_the_same_records_as_the_serial_backend(tmp_path: Path) -> None:
+    serial = run_cli("run", "--suite", "smoke", "--results", str(tmp_path / "serial"), "--no-progress")
+    dask = run_cli("run", "--suite", "smoke", "--results", str(tmp_path / "dask"), "--no-progress",
                    "--backend", "dask", "--workers", "2")
     assert serial.returncode == 0 and dask.returncode == 0, dask.stderr
     a, b = records(tmp_path / "serial"), records(tmp_path / "dask")
-    assert a.keys() == b.keys() and len(a) == 4
+    assert a.keys() == b.keys() and len(a) == 7  # every method, one seed
     for key in a:
-        assert a[key]["metrics"] == b[key]["metrics"] and a[key]["input_sha256"] == b[key]["input_sha256"]
-    again = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "dask"), "--no-progress",
+        for part in ("status", "metrics", "val_metrics", "input_sha256", "n_parameters", "flops"):
+            assert a[key][part] == b[key][part], (key, part)
+    again = run_cli("run", "--suite", "smoke", "--results", str(tmp_path / "dask"), "--no-progress",
                     "--backend", "dask")
-    assert "done 0, skipped 4" in again.stdout  # resume works the same with dask
+    assert "done 0, skipped 7" in again.stdout  # resume works the same with dask
+
+
+def test_a_task_that_kills_its_dask_worker_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, ["early_fusion", "kills_its_worker", "raises_in_fit", "late_fusion"], seeds=[0, 1])
+    env = {"BENCHMARK_METHODS_PATH": str(TEST_PLUGINS)}
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
+                   "--backend", "dask", "--workers", "2", extra_env=env)
+    assert done.returncode == 1 and "failed 4" in done.stdout, done.stdout + done.stderr
+    recs = list(records(tmp_path / "res").values())
+    assert len(recs) == 8
+    status = {(r["spec"]["method"], r["spec"]["seed"]): r["status"] for r in recs}
+    assert all(status[(m, s)] == "ok" for m in ("early_fusion", "late_fusion") for s in (0, 1)), status
+    killed = [r for r in recs if r["spec"]["method"] == "kills_its_worker"]
+    assert all("the task did not finish" in r["error"]["message"] for r in killed)
