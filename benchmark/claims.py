@@ -63,7 +63,8 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
     def check(records: list[Record], long: pd.DataFrame) -> Verdict:
         part = long[long["train_condition"] == train_condition]
         if datasets:
-            part = part[part["dataset"].isin(datasets)]
+            # The table's dataset may be a variant ("synthetic_pid[noise=...]"); a claim names the dataset.
+            part = part[part["dataset"].map(lambda d: d.partition("[")[0]).isin(datasets)]
 
         def values(method: str) -> pd.Series:
             rows = part[part["method"] == method]

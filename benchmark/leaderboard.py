@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.records import dataset_label
 from benchmark.robustness import effective_robustness, summarize
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
 from benchmark.statistics import sem, t_interval
@@ -55,10 +56,10 @@ def build_table(records: list[dict[str, Any]], baseline: str | None = None) -> p
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in records:
         s = r["spec"]
-        groups.setdefault((s["dataset"], s["train_condition"], s["method"]), []).append(r)
+        groups.setdefault((dataset_label(s), s["train_condition"], s["method"]), []).append(r)
     # Each finished record's robustness summary, computed once (keyed by id(): records are unhashable dicts).
     summary = {id(r): summarize(r) for r in records if r.get("status") == "ok"}
-    base_by_seed = {(s["dataset"], s["train_condition"], s["seed"]): r for r in records
+    base_by_seed = {(dataset_label(s), s["train_condition"], s["seed"]): r for r in records
                     if (s := r["spec"])["method"] == baseline and r.get("status") == "ok"}
     for (dataset, cond, method), recs in sorted(groups.items()):
         ok = [r for r in recs if r.get("status") == "ok"]

@@ -46,6 +46,15 @@ class RunSpec:
         return f"{self.method} on {self.dataset} ({self.train_condition}, seed {self.seed})"
 
 
+def dataset_label(spec: dict[str, Any]) -> str:
+    """The dataset as tables name it: its name, with its parameters when the suite set any
+    (``synthetic_pid[n_modalities=4]``), so variants of one dataset are never pooled or paired."""
+    params = spec.get("dataset_params") or {}
+    if not params:
+        return str(spec["dataset"])
+    return f"{spec['dataset']}[{','.join(f'{k}={params[k]}' for k in sorted(params))}]"
+
+
 def engine_hash() -> str:
     h = hashlib.sha256(ENGINE_VERSION.encode())
     for name in ENGINE_SOURCES:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.records import dataset_label
+
 Record = dict[str, Any]
 
 
@@ -50,7 +52,7 @@ def _group(records: list[Record]) -> dict[tuple[str, str, str], dict[int, list[R
     groups: dict[tuple[str, str, str], dict[int, list[Record]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         s = r["spec"]
-        groups[(s["method"], s["dataset"], s["train_condition"])][int(s.get("draw", 0))].append(r)
+        groups[(s["method"], dataset_label(s), s["train_condition"])][int(s.get("draw", 0))].append(r)
     return groups
 
 
@@ -73,7 +75,7 @@ def select(records: list[Record], rule: str = DEFAULT_RULE) -> tuple[list[Record
     chosen = {key: max(sorted(scores), key=lambda d: (scores[d], -d))
               for key, scores in draw_scores(records, rule).items()}
     kept = [r for r in records
-            if int(r["spec"].get("draw", 0)) == chosen[(r["spec"]["method"], r["spec"]["dataset"],
+            if int(r["spec"].get("draw", 0)) == chosen[(r["spec"]["method"], dataset_label(r["spec"]),
                                                          r["spec"]["train_condition"])]]
     return kept, chosen
 

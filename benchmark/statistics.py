@@ -26,6 +26,8 @@ import scikit_posthocs as sp
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from benchmark.records import dataset_label
+
 ALPHA = 0.05
 #: Families whose accuracy is averaged per run into one value per family (beside "clean").
 FAMILIES = ("missing", "pattern", "mnar", "noise", "covariate", "correlation", "label")
@@ -39,7 +41,7 @@ def long_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         if r.get("status") != "ok":
             continue
         s = r["spec"]
-        base = {"dataset": s["dataset"], "train_condition": s["train_condition"], "method": s["method"],
+        base = {"dataset": dataset_label(s), "train_condition": s["train_condition"], "method": s["method"],
                 "seed": s["seed"]}
         rows.append({**base, "family": "clean", "accuracy": r["metrics"]["clean"]["accuracy"]})
         for fam in FAMILIES:

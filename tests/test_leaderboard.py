@@ -125,3 +125,15 @@ def test_summary_ranks_methods_over_datasets_and_the_readme_gets_only_the_summar
     text = readme.read_text()
     assert "### Summary (training: standard)" in text and "## d1 (training" not in text
     assert "old" not in text and text.endswith("rest\n") and SUMMARY_END not in text
+
+
+def test_variants_of_one_dataset_are_tabulated_apart_never_pooled() -> None:
+    recs = []
+    for n_mod, acc in ((2, 0.9), (4, 0.5)):
+        for s in range(3):
+            r = fake_record("a", s, acc, [acc])
+            r["spec"]["dataset_params"] = {"n_modalities": n_mod}
+            recs.append(r)
+    table = build_table(recs).set_index("dataset")
+    assert list(table.index) == ["toy[n_modalities=2]", "toy[n_modalities=4]"]
+    assert table["seeds_ok"].tolist() == [3, 3] and np.isclose(table.loc["toy[n_modalities=4]", "clean_accuracy"], 0.5)
