@@ -237,6 +237,13 @@ def _with_tuning(table: pd.DataFrame, chosen: dict, spread: dict, rule: str) -> 
 README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 
 
+def _relative(path: Path, readme: Path) -> str:
+    try:
+        return path.resolve().relative_to(readme.resolve().parent).as_posix()
+    except ValueError:
+        return path.name
+
+
 def update_readme(readme: Path, board: Path) -> None:
     """Replace the README's block between the leaderboard markers with the generated tables (headings
     demoted one level, so they nest under the README's section): the summary only, when the
@@ -247,7 +254,7 @@ def update_readme(readme: Path, board: Path) -> None:
     board_text = board.read_text()
     if "## Summary" in board_text.split(SUMMARY_END, 1)[0]:
         board_text = board_text.split(SUMMARY_END, 1)[0] + (
-            f"Per dataset (every column with its interval, robustness, failures): `{board.name}` beside the records.\n")
+            f"Per dataset (every column with its interval, robustness, failures): `{_relative(board, readme)}`.\n")
     body = "\n".join("#" + line if line.startswith("#") else line for line in board_text.splitlines()[1:])
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
