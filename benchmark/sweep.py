@@ -163,14 +163,12 @@ def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers
     # TOOLCHAIN.md: one BLAS/OpenMP thread per worker, set before the workers start (and without
     # MALLOC_TRIM_THRESHOLD_, which made the workers 1.5x slower here).
     environ = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
-    # A worker holds one task at a time (saturation 1.0): when a task kills its worker, only that task
-    # was on it, so only that run is recorded as failed (allowed-failures 0: it is not retried elsewhere).
-    # The worker's statistical profiler samples the running task's stack every 10 ms and its GIL monitor
+    # The workers' statistical profiler samples the running task's stack every 10 ms and their GIL monitor
     # every 1 ms, each taking the GIL from a training loop of small ops: ~8% slower runs here, for a
-    # dashboard this backend does not start. Both are off.
+    # dashboard this backend does not start. Both are off. allowed-failures 0: a task whose worker died
+    # is not retried on another (it would kill that one too).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
                           "distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.profile.enabled": False,
                           "distributed.admin.system-monitor.gil.enabled": False}):
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -178,10 +176,26 @@ def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers
         client = Client(scheduler or cluster)
         try:
             files = [str(p) for p in registry.METHOD_FILES]
-            futures = {client.submit(run_task, r.spec.to_json(), files, device, threads, key=f"run-{r.run_id}",
-                                     pure=False): r for r in todo}
-            for future in as_completed(futures):
-                r = futures[future]
+            pending = list(reversed(todo))
+            futures: dict[Any, PlannedRun] = {}
+
+            def submit_while_slots_are_free() -> None:
+                # No more tasks in flight than the cluster has threads: a worker never holds a queued
+                # run beside the one it is running, so a task that kills its worker takes no other run
+                # with it (the scheduler counts every task on a dead worker as a suspect).
+                slots = max(1, sum(client.nthreads().values()))
+                while pending and sum(not f.done() for f in futures) < slots:
+                    r = pending.pop()
+                    future = client.submit(run_task, r.spec.to_json(), files, device, threads,
+                                           key=f"run-{r.run_id}", pure=False)
+                    futures[future] = r
+                    running.add(future)
+
+            running = as_completed()
+            submit_while_slots_are_free()
+            for future in running:
+                r = futures.pop(future)
+                submit_while_slots_are_free()
                 try:
                     body = future.result()
                 except Exception as exc:  # noqa: BLE001 - a killed worker or a lost task is a failed run
