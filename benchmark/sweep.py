@@ -178,6 +178,7 @@ def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers
             files = [str(p) for p in registry.METHOD_FILES]
             pending = list(reversed(todo))
             futures: dict[Any, PlannedRun] = {}
+            running = as_completed()
 
             def submit_while_slots_are_free() -> None:
                 # No more tasks in flight than the cluster has threads: a worker never holds a queued
@@ -191,7 +192,6 @@ def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers
                     futures[future] = r
                     running.add(future)
 
-            running = as_completed()
             submit_while_slots_are_free()
             for future in running:
                 r = futures.pop(future)
