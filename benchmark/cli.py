@@ -89,16 +89,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in args.method_file or []:
         print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
     suite = load_suite(args.suite)
-    args.results = args.results or suite.results_dir
+    results = args.results or suite.results_dir
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     cache = DataCache()
-    runs = plan(suite, args.results, cache, _csv(args.methods), _csv(args.datasets), seeds)
-    print(f"suite {suite.name}: {len(runs)} runs -> {args.results / 'runs'}", file=sys.stderr)
+    runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
+    print(f"suite {suite.name}: {len(runs)} runs -> {results / 'runs'}", file=sys.stderr)
     summary = run_sweep(runs, cache, _device(args.device), retry_failed=args.retry_failed, threads=args.threads,
                         progress=not args.no_progress, backend=args.backend, workers=args.workers,
                         scheduler=args.scheduler)
     if not args.no_leaderboard:
-        _leaderboard(suite, args.results, cache)
+        _leaderboard(suite, results, cache)
     print(summary.text())
     return 1 if summary.failed or summary.failed_before else 0
 
@@ -123,18 +123,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.paths import REPO_ROOT
     from benchmark.suites import load_suite
 
+    suite = load_suite(args.suite)
+    results = args.results or suite.results_dir
     if args.record:
         from benchmark.provenance import record_leaderboard
 
-        commit = record_leaderboard(args.suite, args.results or load_suite(args.suite).results_dir)
+        commit = record_leaderboard(args.suite, results)
         print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
               file=sys.stderr)
         return 0
-    suite = load_suite(args.suite)
-    args.results = args.results or suite.results_dir
-    _leaderboard(suite, args.results)
+    _leaderboard(suite, results)
     if args.update_readme:
-        update_readme(REPO_ROOT / "README.md", args.results / "leaderboard.md")
+        update_readme(REPO_ROOT / "README.md", results / "leaderboard.md")
         print("README.md: leaderboard block replaced", file=sys.stderr)
     return 0
 
@@ -153,9 +153,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
                                    cache))
 
     suite = load_suite(args.suite)
-    records = suite_records(args.suite, args.results or suite.results_dir)
+    results = args.results or suite.results_dir
+    records = suite_records(args.suite, results)
     if not records:
-        print(f"error: no record of suite {suite.name} in {args.results / 'runs'}; run "
+        print(f"error: no record of suite {suite.name} in {results / 'runs'}; run "
               f"`python -m benchmark run --suite {suite.name}` first", file=sys.stderr)
         return 2
     for name, result in draw_all(records, args.out, suite_records).items():

@@ -155,3 +155,13 @@ def test_robult_diagnostics_one_line_per_modality(records, drawn) -> None:
 def test_a_figure_without_its_data_says_why(drawn) -> None:
     with pytest.raises(figures.NoData, match="no finished run of conformal_shapley"):
         figures.scripts()["fig_07_conformal_shapley"].draw([], Path("/tmp"))
+
+
+def test_figures_of_a_suite_with_no_records_says_where_it_looked_and_what_to_run(tmp_path: Path) -> None:
+    from conftest import write_suite
+
+    suite = write_suite(tmp_path, ["early_fusion"])  # its own folder, results/tiny, holds no record
+    done = run_cli("figures", "--suite", str(suite), "--out", str(tmp_path / "figs"))
+    assert done.returncode == 2, done.stderr
+    assert "no record of suite tiny in" in done.stderr and "results/tiny/runs" in done.stderr
+    assert "`python -m benchmark run --suite tiny` first" in done.stderr
