@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.statistics import ALPHA, long_table
+from benchmark.records import dataset_name
+from benchmark.statistics import ALPHA, fmt_p, long_table
 
 Record = dict[str, Any]
 
@@ -64,7 +65,7 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
         part = long[long["train_condition"] == train_condition]
         if datasets:
             # The table's dataset may be a variant ("synthetic_pid[noise=...]"); a claim names the dataset.
-            part = part[part["dataset"].map(lambda d: d.partition("[")[0]).isin(datasets)]
+            part = part[part["dataset"].map(dataset_name).isin(datasets)]
 
         def values(method: str) -> pd.Series:
             rows = part[part["method"] == method]
@@ -82,10 +83,8 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
                            f"not enough paired runs ({len(common)}); needs {a} and {b} on "
                            f"{', '.join(datasets) if datasets else 'any dataset'} with {train_condition}")
         d = (va.loc[common] - vb.loc[common]).to_numpy(float)
-        p_g, p_l = one_sided_p(d)
         used = f"{len(common)} (dataset, seed) pairs on {', '.join(sorted({i[0] for i in common}))}"
-        return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * 100:+.2f} points",
-                       f"one-sided paired t-test of {a} − {b} ({what})", used)
+        return _one_sided(d, f"one-sided paired t-test of {a} − {b} ({what})", used)
     return check
 
 
@@ -231,8 +230,11 @@ CLAIMS: list[Claim] = [
 ]
 
 
-def scorecard(records: list[Record], methods: set[str] | None = None) -> list[tuple[Claim, Verdict]]:
-    long = long_table(records)
+def scorecard(records: list[Record], methods: set[str] | None = None,
+              long: pd.DataFrame | None = None) -> list[tuple[Claim, Verdict]]:
+    """Every claim of ``methods`` checked on ``records``; ``long`` is their ``long_table`` when the caller
+    has it already."""
+    long = long_table(records) if long is None else long
     return [(c, c.check(records, long)) for c in CLAIMS if methods is None or c.method in methods]
 
 
@@ -244,9 +246,8 @@ def to_markdown(results: list[tuple[Claim, Verdict]], suite: str, missing_method
              "", "| method | claim | test | effect | p | verdict | data used | source |",
              "|---|---|---|---|---|---|---|---|"]
     for c, v in results:
-        p = "—" if not np.isfinite(v.p) else (f"{v.p:.3f}" if v.p >= 0.001 else f"{v.p:.1e}")
-        lines.append(f"| {c.method} | {c.statement} | {v.test} | {v.effect} | {p} | **{v.verdict}** | {v.used} "
-                     f"| {c.source} |")
+        lines.append(f"| {c.method} | {c.statement} | {v.test} | {v.effect} | {fmt_p(v.p)} | **{v.verdict}** "
+                     f"| {v.used} | {c.source} |")
     if missing_methods:
         lines += ["", f"Methods with no claim written yet: {', '.join(missing_methods)}."]
     return "\n".join(lines) + "\n"

@@ -214,7 +214,7 @@ def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,
     write_statistics(long, selected, pairwise, baseline, out_dir)
     present = {r["spec"]["method"] for r in selected}
     written = {c.method for c in claims.CLAIMS}
-    (out_dir / "claims.md").write_text(claims.to_markdown(claims.scorecard(selected, present), suite,
+    (out_dir / "claims.md").write_text(claims.to_markdown(claims.scorecard(selected, present, long), suite,
                                                           sorted(present - written)))
     if not table.empty:
         (out_dir / "leaderboard.html").write_text(
@@ -252,8 +252,9 @@ def update_readme(readme: Path, board: Path) -> None:
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} block to replace")
     board_text = board.read_text()
-    if "## Summary" in board_text.split(SUMMARY_END, 1)[0]:
-        board_text = board_text.split(SUMMARY_END, 1)[0] + (
+    summary = board_text.split(SUMMARY_END, 1)[0]
+    if "## Summary" in summary:
+        board_text = summary + (
             f"Per dataset (every column with its interval, robustness, failures): `{_relative(board, readme)}`.\n")
     body = "\n".join("#" + line if line.startswith("#") else line for line in board_text.splitlines()[1:])
     head, rest = text.split(README_START, 1)

@@ -55,6 +55,11 @@ def dataset_label(spec: dict[str, Any]) -> str:
     return f"{spec['dataset']}[{','.join(f'{k}={params[k]}' for k in sorted(params))}]"
 
 
+def dataset_name(label: str) -> str:
+    """The dataset's registry name in a ``dataset_label``: ``synthetic_pid[n_modalities=4]`` -> ``synthetic_pid``."""
+    return label.partition("[")[0]
+
+
 def engine_hash() -> str:
     h = hashlib.sha256(ENGINE_VERSION.encode())
     for name in ENGINE_SOURCES:

@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from benchmark.statistics import ALPHA, friedman, mixed_model, pairwise_tests, spread_tests
-
-
-def _fmt_p(p: float) -> str:
-    return "—" if p is None or not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+from benchmark.statistics import ALPHA, fmt_p, friedman, mixed_model, spread_tests
 
 
 def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise: pd.DataFrame,
@@ -38,7 +33,7 @@ def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise
             continue
         if "note_ties" in res:
             lines += ["", f"Note: {res['note_ties']}; p = 1 by definition."]
-        lines += ["", f"chi2 = {res['statistic']:.3f}, p = {_fmt_p(res['p'])}; critical difference of average "
+        lines += ["", f"chi2 = {res['statistic']:.3f}, p = {fmt_p(res['p'])}; critical difference of average "
                   f"ranks (Nemenyi, alpha {ALPHA}) = {res['critical_difference']:.3f}.", "",
                   "| method | average rank |", "|---|---|"]
         lines += [f"| {m} | {r:.2f} |" for m, r in sorted(res["average_ranks"].items(), key=lambda kv: kv[1])]
@@ -53,7 +48,7 @@ def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise
                       + (f" Warnings: {'; '.join(res['warnings'])}." if res["warnings"] else ""), "",
                       "| method | effect (points) | 95% interval | p |", "|---|---|---|---|"]
             lines += [f"| {m} | {e['effect'] * 100:+.2f} | [{e['ci_low'] * 100:+.2f}, {e['ci_high'] * 100:+.2f}] "
-                      f"| {_fmt_p(e['p'])} |" for m, e in sorted(res["effects"].items())]
+                      f"| {fmt_p(e['p'])} |" for m, e in sorted(res["effects"].items())]
             lines.append("")
         spread = spread_tests(records, baseline)
         lines += [f"### Spread over seeds and conditions against `{baseline}` (Brown-Forsythe)", ""]
@@ -62,7 +57,7 @@ def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise
         else:
             lines += ["| dataset | method | sd | baseline sd | p (Holm) |", "|---|---|---|---|---|"]
             lines += [f"| {r.dataset} | {r.method} | {r.sd * 100:.2f} | {r.baseline_sd * 100:.2f} | "
-                      f"{_fmt_p(r.p_holm)} |" for r in spread.itertuples()]
+                      f"{fmt_p(r.p_holm)} |" for r in spread.itertuples()]
             lines.append("")
 
     lines += ["## Per dataset", ""]
@@ -75,7 +70,7 @@ def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise
                 mark = " *" if r.significant else ""
                 lines.append(f"| {r.family} | {r.method} | {r.reference} ({r.reference_method}) | "
                              f"{r.mean_diff * 100:+.2f} | [{r.ci_low * 100:+.2f}, {r.ci_high * 100:+.2f}] | "
-                             f"{r.d_z:.2f} | {r.n_pairs} | {_fmt_p(r.p_holm)}{mark} |")
+                             f"{r.d_z:.2f} | {r.n_pairs} | {fmt_p(r.p_holm)}{mark} |")
             lines.append("")
     text = "\n".join(lines)
     (out_dir / "statistics.md").write_text(text)
@@ -86,8 +81,8 @@ def write_statistics(long: pd.DataFrame, records: list[dict[str, Any]], pairwise
 def _matrix(p: pd.DataFrame) -> str:
     cols = list(p.columns)
     out = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    out += [f"| {i} | " + " | ".join(_fmt_p(p.loc[i, c]) for c in cols) + " |" for i in p.index]
+    out += [f"| {i} | " + " | ".join(fmt_p(p.loc[i, c]) for c in cols) + " |" for i in p.index]
     return "\n".join(out)
 
 
-__all__ = ["pairwise_tests", "write_statistics"]
+__all__ = ["write_statistics"]

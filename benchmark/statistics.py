@@ -51,6 +51,11 @@ def long_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "train_condition", "method", "seed", "family", "accuracy"])
 
 
+def fmt_p(p: float | None) -> str:
+    """A p-value as the reports print it: three decimals, scientific below 0.001, a dash when missing."""
+    return "—" if p is None or not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+
+
 @functools.cache
 def _t_quantiles(confidence: float, df: int) -> tuple[float, float]:
     return float(stats.t.ppf((1 - confidence) / 2, df)), float(stats.t.ppf((1 + confidence) / 2, df))
