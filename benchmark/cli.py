@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmark.figures import FIGURES_DIR
+
 RESULTS_HELP = "results folder (default: the suite's own: results/ for full, results/NAME for the others)"
 
 
@@ -227,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
     p.add_argument("--suite", default="full", help="the suite whose runs are drawn (default: full, the committed one)")
     p.add_argument("--results", type=Path, help=RESULTS_HELP)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "paper_figures")
+    p.add_argument("--out", type=Path, default=FIGURES_DIR)
     p.set_defaults(func=cmd_figures)
     return parser
 

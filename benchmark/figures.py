@@ -4,6 +4,7 @@ function), found by scanning the folder. They read stored records only; nothing 
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +13,11 @@ from typing import Any
 from benchmark.paths import REPO_ROOT
 
 FIGURES_DIR = REPO_ROOT / "paper_figures"
+#: The training costs that figures put on an axis: label -> value of one record (NaN where not measured).
+TRAINING_COSTS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "training time (s)": lambda r: r["timings"]["fit_seconds"],
+    "training FLOPs": lambda r: r["flops"].get("train_estimate") or math.nan,
+}
 
 
 def scripts(folder: Path = FIGURES_DIR) -> dict[str, ModuleType]:

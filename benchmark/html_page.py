@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.figures import FIGURES_DIR
 from benchmark.leaderboard import mean_interval
-from benchmark.paths import REPO_ROOT
 
 SCRIPT = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -94,7 +94,7 @@ def render(table: pd.DataFrame, long: pd.DataFrame, marks: set, columns: dict, r
                             + f'<td data-value="{len(v)}">{len(v)}</td></tr>')
             parts.append(_table(f"{fam}: mean accuracy over the family's conditions (%)",
                                 ["method", "accuracy (%)", "seeds"], rows, f"{fam}-{slug}"))
-    figures = sorted((REPO_ROOT / "paper_figures").glob("*.png"))
+    figures = sorted(FIGURES_DIR.glob("*.png"))
     if figures:
         links = "".join(f'<li><a href="{html.escape(os.path.relpath(f, out_dir))}">{html.escape(f.stem)}</a></li>'
                         for f in figures)

@@ -7,10 +7,8 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from benchmark.figure_style import grid, method_style, save
+from benchmark.figures import TRAINING_COSTS as COSTS
 from benchmark.figures import NoData, by, ok_records
-
-COSTS = {"training time (s)": lambda r: r["timings"]["fit_seconds"],
-         "training FLOPs": lambda r: r["flops"].get("train_estimate") or np.nan}
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:

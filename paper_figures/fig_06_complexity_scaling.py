@@ -8,12 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.figure_style import grid, method_style, save
+from benchmark.figures import TRAINING_COSTS as COSTS
 from benchmark.figures import NoData, by, ok_records
 
 #: Drawn from the records of the scaling suite (``results/scaling``), not the suite of the other figures.
 SUITE = "scaling"
-COSTS = {"training time (s)": lambda r: r["timings"]["fit_seconds"],
-         "training FLOPs": lambda r: r["flops"].get("train_estimate") or np.nan}
 
 
 def draw(records: list[dict], out_dir) -> list:
