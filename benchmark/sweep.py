@@ -67,6 +67,7 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
          datasets: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every run of the suite (optionally narrowed), with its run_id and record path."""
     method_names = list(methods) if methods else suite.methods
+    seed_list = list(seeds) if seeds is not None else suite.seeds
     engine = engine_hash()
     runs = []
     for dname, params in suite.dataset_entries(list(datasets) if datasets else None):
@@ -76,15 +77,12 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
         tests = tuple(c.key for c in grid)
         train_grid = suite.train_grid(data.info)
         versions = "|".join(condition_versions(grid, "test") + condition_versions(train_grid, "train"))
-        for mname in method_names:
+        for mname, draw_index in itertools.product(method_names, range(suite.hparam_draws)):
             mplugin = registry.get("method", mname)
-            for draw_index, train_cond, seed in itertools.product(
-                range(suite.hparam_draws), (c.key for c in train_grid),
-                list(seeds) if seeds is not None else suite.seeds,
-            ):
-                values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {})}
+            values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {})}
+            for train_cond, seed in itertools.product((c.key for c in train_grid), seed_list):
                 spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
-                               hparams=values, dataset_params=params, budget=vars(suite.budget).copy(),
+                               hparams=dict(values), dataset_params=params, budget=vars(suite.budget).copy(),
                                test_conditions=tests, draw=draw_index)
                 rid = run_id(spec, mplugin.source_hash + versions, dplugin.source_hash, data.checksum, engine)
                 runs.append(PlannedRun(spec, rid, record_path(results, spec, rid)))
