@@ -9,12 +9,12 @@ All three run the same epochs (no early stop) and score the validation split aft
 early stopping needs, so the ratios measure the loop's overhead only. Targets: runner / bare <= 1.10,
 DataLoader / runner >= 1.3.
 
-With ``--sweep``, it also measures what two processes can gain on this machine at best (the same
-arithmetic alone, then twice at once), runs one sweep (every method of the quick suite on synthetic_pid
-over 12 seeds) serially and on a Dask LocalCluster of 2 workers, into two fresh results folders, and
-prints the speed-up (target >= 1.7 on 2 cores; the Dask time includes starting the cluster, which is
-also timed alone), then rebuilds the leaderboard from the stored records with nothing to train
-(target < 5 s).
+With ``--sweep``, it also measures what two plain processes gain on this machine (the same training
+alone, then twice at once), runs one sweep (every method of the quick suite on synthetic_pid over 12
+seeds) serially and on a Dask LocalCluster of 2 workers, into two fresh results folders, and prints the
+speed-up (target >= 1.7 on 2 cores; the Dask time includes starting the cluster, which is also timed
+alone) and the runs' summed time per backend, then rebuilds the committed quick and full leaderboards
+from their records with nothing to train (target < 5 s).
 
     python -m benchmark.perf [--epochs 20] [--repeats 9] [--sweep]
 """
@@ -229,7 +229,7 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:
           f"Dask 2 workers {dask:.1f} s (cluster start included; starting one alone takes {start:.1f} s)")
     print(f"serial / Dask            = {serial / dask:.3f}   (target >= 1.7; two plain processes: {ceiling:.2f}x)")
     print(f"  the runs' own time, summed: serial {busy['serial']:.1f} s, Dask {busy['dask']:.1f} s "
-          f"({busy['dask'] / busy['serial']:.2f}x: two at once on 2 cores); the rest is start-up and the tail")
+          f"({busy['dask'] / busy['serial']:.2f}x); the rest of the Dask time is start-up and the tail")
     for name, (n, cold, work) in rebuild.items():
         print(f"leaderboard rebuild of the committed {name} suite ({n} records), nothing to train: {cold:.2f} s as a "
               f"new process, {work:.2f} s of work (target < 5 s)")
