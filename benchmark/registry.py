@@ -88,20 +88,24 @@ def _scan(package: str, dirs: list[Path], base: type, kind: str) -> dict[str, Pl
             except Exception as exc:  # noqa: BLE001 - one broken plug-in must not hide the others
                 BROKEN[str(path)] = f"{type(exc).__name__}: {exc}"
                 continue
-            for obj in vars(module).values():
-                if (
-                    isinstance(obj, type)
-                    and issubclass(obj, base)
-                    and obj.__module__ == module.__name__
-                    and isinstance(getattr(obj, "name", None), str)
-                ):
-                    if obj.name in found:
-                        raise ValueError(
-                            f"{kind} name {obj.name!r} is defined twice: in {found[obj.name].path} and {path}; "
-                            "rename one"
-                        )
-                    found[obj.name] = Plugin(obj.name, obj, path, _hash_files([path, *used_blocks(path, blocks)]))
+            for plugin in _plugins_in(module, base, path, blocks):
+                if plugin.name in found:
+                    raise ValueError(
+                        f"{kind} name {plugin.name!r} is defined twice: in {found[plugin.name].path} and {path}; "
+                        "rename one"
+                    )
+                found[plugin.name] = plugin
     return found
+
+
+def _plugins_in(module: types.ModuleType, base: type, path: Path, blocks: list[Path]) -> list[Plugin]:
+    """The plug-in classes a module defines (not those it imports): subclasses of ``base`` with a string
+    ``name``, each hashed with its file and the shared blocks the file imports."""
+    classes = [obj for obj in vars(module).values()
+               if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__
+               and isinstance(getattr(obj, "name", None), str)]
+    source = _hash_files([path, *used_blocks(path, blocks)]) if classes else ""
+    return [Plugin(obj.name, obj, path, source) for obj in classes]
 
 
 #: Method files added from outside ``methods/`` (``--method-file``), in the order they were added.
@@ -147,10 +151,7 @@ def _load_file(path: Path) -> dict[str, Plugin]:
             sys.modules.pop(modname, None)
             raise
     blocks = sorted((methods_dirs()[0]).glob("_*.py"))
-    return {obj.name: Plugin(obj.name, obj, path, _hash_files([path, *used_blocks(path, blocks)]))
-            for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Method) and obj.__module__ == modname
-            and isinstance(getattr(obj, "name", None), str)}
+    return {plugin.name: plugin for plugin in _plugins_in(module, Method, path, blocks)}
 
 
 @cache
