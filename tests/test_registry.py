@@ -64,3 +64,16 @@ def test_a_methods_hash_covers_the_blocks_it_imports_and_no_others(tmp_path: Pat
     method.write_text("from ._helper import X\n")
     blocks = sorted(tmp_path.glob("_*.py"))
     assert [b.name for b in used_blocks(method, blocks)] == ["_base.py", "_helper.py"]  # transitive, not unrelated
+
+
+def test_two_plugins_with_one_name_stop_with_both_files_named(tmp_path: Path) -> None:
+    body = ("from benchmark.contracts import Method\n"
+            "class Again(Method):\n"
+            "    name = 'early_fusion'\n"
+            "    def fit(self, train, val, ctx): pass\n"
+            "    def predict_proba(self, x, mask): pass\n")
+    (tmp_path / "again.py").write_text(body)
+    listed = run_cli("list", "methods", extra_env={"BENCHMARK_METHODS_PATH": str(tmp_path)})
+    assert listed.returncode == 2
+    assert "method name 'early_fusion' is defined twice" in listed.stderr
+    assert "early_fusion.py" in listed.stderr and "again.py" in listed.stderr and "rename one" in listed.stderr
