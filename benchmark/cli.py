@@ -84,6 +84,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.backend == "dask" and not args.scheduler:
+        from benchmark.dask_backend import warm_forkserver
+
+        warm_forkserver()  # the workers' imports overlap this process's imports and planning
     from benchmark import registry
     from benchmark.suites import load_suite
     from benchmark.sweep import DataCache, plan, run_sweep

@@ -171,15 +171,18 @@ def parallel_ceiling() -> tuple[float, float]:
 
 
 def cluster_start_seconds(workers: int = 2) -> float:
-    """The Dask backend's fixed cost: a LocalCluster of single-threaded workers started, each worker
-    importing the suite's run task (torch, the registry), then closed."""
-    from dask.distributed import Client, LocalCluster
+    """The Dask backend's fixed cost, alone: its LocalCluster of single-threaded workers started (the
+    forkserver importing the suite included; a sweep overlaps that with its own imports and planning),
+    each worker ready to run a task, then closed. Run in a fresh process, as a sweep's is."""
+    import subprocess
+    import sys
 
-    t0 = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        client.run(lambda: __import__("benchmark.sweep").sweep.registry.methods())
-    return time.perf_counter() - t0
+    code = ("import time; t = time.perf_counter(); from benchmark.dask_backend import dask_client\n"
+            f"with dask_client({workers}) as c:\n"
+            "    c.run(lambda: len(__import__('benchmark.sweep').sweep.registry.methods()))\n"
+            "print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
 
 
 def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:

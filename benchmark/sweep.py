@@ -127,7 +127,10 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
             finish(r, run_task(r.spec.to_json(), [], str(device), threads, cache))
     elif backend == "dask":
         if todo:  # nothing to run: no cluster to start
-            _run_dask(todo, finish, str(device), threads, workers, scheduler)
+            from benchmark.dask_backend import run_on_dask
+
+            run_on_dask(todo, finish, run_task, ([str(p) for p in registry.METHOD_FILES], str(device), threads),
+                        workers, scheduler)
     else:
         raise ValueError(f"unknown backend {backend!r}; use serial or dask")
     bar.close()
@@ -149,59 +152,3 @@ def run_task(spec_json: dict[str, Any], method_files: list[str], device: str, th
     body = execute(spec, registry.get("method", spec.method).cls, data, torch.device(device), threads)
     body["dataset_checksum"] = data.checksum
     return body
-
-
-def _run_dask(todo: list[PlannedRun], finish, device: str, threads: int, workers: int,
-              scheduler: str | None) -> None:
-    """Runs as independent Dask tasks: a LocalCluster of ``workers`` single-threaded processes by default,
-    or the cluster at ``scheduler``. A task whose worker dies is recorded as failed; the sweep goes on."""
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    # TOOLCHAIN.md: one BLAS/OpenMP thread per worker, set before the workers start (and without
-    # MALLOC_TRIM_THRESHOLD_, which made the workers 1.5x slower here).
-    environ = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
-    # The workers' statistical profiler samples the running task's stack every 10 ms and their GIL monitor
-    # every 1 ms, each taking the GIL from a training loop of small ops: ~8% slower runs here, for a
-    # dashboard this backend does not start. Both are off. allowed-failures 0: a task whose worker died
-    # is not retried on another (it would kill that one too).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.scheduler.allowed-failures": 0,
-                          "distributed.worker.profile.enabled": False,
-                          "distributed.admin.system-monitor.gil.enabled": False}):
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
-        client = Client(scheduler or cluster)
-        try:
-            files = [str(p) for p in registry.METHOD_FILES]
-            pending = list(reversed(todo))
-            futures: dict[Any, PlannedRun] = {}
-            running = as_completed()
-
-            def submit_while_slots_are_free() -> None:
-                # No more tasks in flight than the cluster has threads: a worker never holds a queued
-                # run beside the one it is running, so a task that kills its worker takes no other run
-                # with it (the scheduler counts every task on a dead worker as a suspect).
-                slots = max(1, sum(client.nthreads().values()))
-                while pending and sum(not f.done() for f in futures) < slots:
-                    r = pending.pop()
-                    future = client.submit(run_task, r.spec.to_json(), files, device, threads,
-                                           key=f"run-{r.run_id}", pure=False)
-                    futures[future] = r
-                    running.add(future)
-
-            submit_while_slots_are_free()
-            for future in running:
-                r = futures.pop(future)
-                submit_while_slots_are_free()
-                try:
-                    body = future.result()
-                except Exception as exc:  # noqa: BLE001 - a killed worker or a lost task is a failed run
-                    body = {"spec": r.spec.to_json(), "status": "failed",
-                            "error": {"type": type(exc).__name__, "message": f"the task did not finish: {exc}",
-                                      "traceback": ""}}
-                finish(r, body)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
