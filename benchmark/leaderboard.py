@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.records import dataset_label
 from benchmark.robustness import effective_robustness, summarize
-from benchmark.selection import DEFAULT_RULE, select, tuning_spread
+from benchmark.selection import DEFAULT_RULE, RULES, select, tuning_spread
 from benchmark.statistics import sem, t_interval
 
 #: Leaderboard columns: name -> (header, function of one record's body and its robustness summary,
@@ -115,7 +115,7 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
            f"Mean ± half-width of the {int(CONFIDENCE * 100)}% t-interval over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
            "`python -m benchmark leaderboard`.", "",
-           f"Model selection: `{rule}` ({_rule_text(rule)}). ✓ after the clean accuracy: not significantly "
+           f"Model selection: `{rule}` ({RULES[rule].text}). ✓ after the clean accuracy: not significantly "
            "worse than the best (paired t-test over seeds, Holm-corrected; see `statistics.md`).", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
@@ -170,12 +170,6 @@ def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
             out.append(f"| {method} | {ranks[method]:.2f} | " + " | ".join(cells) + f" | {missing[method] * 100:.1f} |")
         out.append("")
     return out
-
-
-def _rule_text(rule: str) -> str:
-    return {"clean_val": "the hyperparameter draw with the best mean clean validation accuracy",
-            "train_condition_val": "the draw with the best validation accuracy under the training condition",
-            "oracle_test": "the draw with the best mean TEST accuracy: an oracle, not a fair comparison"}[rule]
 
 
 def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, suite: str,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,10 +35,17 @@ def _oracle(r: Record) -> float:
     return float(np.mean([m["accuracy"] for m in r["metrics"].values()]))
 
 
-RULES: dict[str, tuple[Callable[[Record], float], bool]] = {  # name: (score, reads test data)
-    "clean_val": (_val("clean"), False),
-    "train_condition_val": (_val("train_condition"), False),
-    "oracle_test": (_oracle, True),
+class Rule(NamedTuple):
+    score: Callable[[Record], float]
+    reads_test: bool  # an oracle: never on the main leaderboard
+    text: str  # how the leaderboard describes it
+
+
+RULES: dict[str, Rule] = {
+    "clean_val": Rule(_val("clean"), False, "the hyperparameter draw with the best mean clean validation accuracy"),
+    "train_condition_val": Rule(_val("train_condition"), False,
+                                "the draw with the best validation accuracy under the training condition"),
+    "oracle_test": Rule(_oracle, True, "the draw with the best mean TEST accuracy: an oracle, not a fair comparison"),
 }
 DEFAULT_RULE = "clean_val"
 
@@ -59,7 +66,7 @@ def _group(records: list[Record]) -> dict[tuple[str, str, str], dict[int, list[R
 def draw_scores(records: list[Record], rule: str) -> dict[tuple[str, str, str], dict[int, float]]:
     """Per (method, dataset, training condition): each draw's mean score over its finished seeds."""
     check_rule(rule)
-    score = RULES[rule][0]
+    score = RULES[rule].score
     out = {}
     for key, draws in _group(records).items():
         out[key] = {}

@@ -133,7 +133,7 @@ def _relative_folder(value: Any, path: Path) -> str:
 def _rule(value: Any, path: Path) -> str:
     from benchmark.selection import RULES
 
-    if value not in RULES or RULES[value][1]:
-        allowed = [k for k, (_, oracle) in RULES.items() if not oracle]
+    if value not in RULES or RULES[value].reads_test:
+        allowed = [k for k, r in RULES.items() if not r.reads_test]
         raise ValueError(f"{path}: selection_rule {value!r} is not allowed for a leaderboard; allowed: {allowed}")
     return str(value)
