@@ -61,8 +61,8 @@ def test_non_oracle_rules_never_read_a_test_metric() -> None:
     for r in poisoned:  # make draw 3 look perfect on test data, and the others terrible
         for m in r["metrics"].values():
             m["accuracy"] = 1.0 if r["spec"]["draw"] == 3 else 0.0
-    for rule, (_, oracle) in RULES.items():
-        if oracle:
+    for rule, spec in RULES.items():
+        if spec.reads_test:
             continue
         _, clean_choice = select(recs, rule)
         _, poisoned_choice = select(poisoned, rule)
