@@ -153,15 +153,16 @@ def _training_work(repeats: int = 10) -> float:
     return time.perf_counter() - t0
 
 
-def parallel_ceiling() -> tuple[float, float]:
+def parallel_ceiling(repeats: int = 20) -> tuple[float, float]:
     """What two processes can gain on this machine at best, for this kind of work: the same training
-    alone, then twice at once in two processes (three times each); ceiling = 2 * alone / together (2.0 on two free
-    physical cores; less where the virtual cores share a physical one, or the host is loaded).
+    alone, then twice at once in two processes (three times each, ~15 s each: shorter rounds measured the
+    host's drift more than the machine); ceiling = 2 * alone / together (2.0 on two free physical cores;
+    less where the two compete for caches and memory, share a physical core, or the host is loaded).
     Returns (alone, together) in seconds."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-c", "from benchmark.perf import _training_work; print(_training_work())"]
+    cmd = [sys.executable, "-c", f"from benchmark.perf import _training_work; print(_training_work({repeats}))"]
     alone, together = [], []
     for _ in range(3):  # interleaved, medians: the host's load drifts
         alone.append(float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
@@ -225,17 +226,45 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:
             t0 = time.perf_counter()
             _leaderboard(suite, Path(tmp), DataCache())
             rebuild[name] = (len(list((Path(tmp) / "runs").glob("*.json"))), cold, time.perf_counter() - t0)
+    floors = {what: _import_seconds(modules) for what, modules in IMPORT_FLOORS.items()}
     ceiling = 2 * alone / together
     print(f"this machine's ceiling for 2 processes: the same work alone {alone:.2f} s, two at once "
           f"{together:.2f} s -> at best {ceiling:.2f}x")
     print(f"sweep of {runs} runs (quick suite on {dataset}, {n_seeds} seeds): serial {serial:.1f} s, "
           f"Dask 2 workers {dask:.1f} s (cluster start included; starting one alone takes {start:.1f} s)")
-    print(f"serial / Dask            = {serial / dask:.3f}   (target >= 1.7; two plain processes: {ceiling:.2f}x)")
+    print(f"serial / Dask            = {serial / dask:.3f}   (target >= 1.7; two plain processes: {ceiling:.2f}x, "
+          f"so Dask reaches {serial / dask / ceiling:.0%} of this machine's ceiling)")
     print(f"  the runs' own time, summed: serial {busy['serial']:.1f} s, Dask {busy['dask']:.1f} s "
           f"({busy['dask'] / busy['serial']:.2f}x); the rest of the Dask time is start-up and the tail")
     for name, (n, cold, work) in rebuild.items():
         print(f"leaderboard rebuild of the committed {name} suite ({n} records), nothing to train: {cold:.2f} s as a "
               f"new process, {work:.2f} s of work (target < 5 s)")
+    print("  of a new process, importing: " + "; ".join(f"{what} {t:.2f} s" for what, t in floors.items()))
+
+
+#: What a leaderboard rebuild imports before it reads a record: the statistics libraries it is built on,
+#: and all of it (those, torch and the registry: planning the suite's runs imports every method).
+IMPORT_FLOORS = {
+    "the statistics libraries (pandas, scipy.stats, statsmodels, scikit-posthocs)":
+        "pandas, scipy.stats, statsmodels.formula.api, scikit_posthocs",
+    "everything it imports (those, torch, the registry, the protocols)":
+        "statsmodels.formula.api, benchmark.cli, benchmark.sweep, benchmark.leaderboard, benchmark.stat_report, "
+        "benchmark.claims, benchmark.html_page",
+}
+
+
+def _import_seconds(modules: str, rounds: int = 3) -> float:
+    """Median time a fresh interpreter takes to import ``modules``, less that of a bare interpreter."""
+    import subprocess
+    import sys
+
+    def timed(code: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    bare = statistics.median(timed("pass") for _ in range(rounds))
+    return statistics.median(timed(f"import {modules}") for _ in range(rounds)) - bare
 
 
 if __name__ == "__main__":
