@@ -11,12 +11,13 @@ DataLoader / runner >= 1.3.
 
 With ``--sweep``, it also measures what two plain processes gain on this machine (the same training
 alone, then twice at once), runs one sweep (every method of the quick suite on synthetic_pid over 12
-seeds) serially and on a Dask LocalCluster of 2 workers, into two fresh results folders, and prints the
-speed-up (target >= 1.7 on 2 cores; the Dask time includes starting the cluster, which is also timed
+seeds) serially, on a Dask LocalCluster of 2 workers, on Dask again and serially again (each into a
+fresh results folder; the ABBA order cancels the host's drift), and prints the speed-up of the summed
+times (target >= 1.7 on 2 cores; the Dask time includes starting the cluster, which is also timed
 alone) and the runs' summed time per backend, then rebuilds the committed quick and full leaderboards
 from their records with nothing to train (target < 5 s).
 
-    python -m benchmark.perf [--epochs 20] [--repeats 9] [--sweep]
+    python -m benchmark.perf [--epochs 20] [--repeats 9] [--sweep [--sweep-seeds 12] [--sweep-rounds 2]]
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="also time serial against Dask, and a rebuild")
     parser.add_argument("--sweep-seeds", type=int, default=12, help="seeds of the timed sweep (default 12)")
     parser.add_argument("--sweep-dataset", default="synthetic_pid", help="dataset of the timed sweep")
+    parser.add_argument("--sweep-rounds", type=int, default=2, choices=(1, 2),
+                        help="2 (default): serial, Dask, Dask, serial, against the host's drift; 1: once each")
     parser.add_argument("--coalitions", action="store_true",
                         help="also time conformal_shapley's exact and fast modes against early_fusion on mfeat")
     args = parser.parse_args(argv)
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runner / bare loop      = {med['runner'] / med['bare']:.3f}   (target <= 1.10)")
     print(f"DataLoader loop / runner = {med['dataloader'] / med['runner']:.3f}   (target >= 1.3)")
     if args.sweep:
-        sweep_benchmark(args.sweep_seeds, args.sweep_dataset)
+        sweep_benchmark(args.sweep_seeds, args.sweep_dataset, args.sweep_rounds)
     if args.coalitions:
         coalition_cost(data, budget)
     return 0
@@ -186,7 +189,7 @@ def cluster_start_seconds(workers: int = 2) -> float:
     return float(out.split()[-1])
 
 
-def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:
+def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 2) -> None:
     import json
     import shutil
     import subprocess
@@ -206,15 +209,21 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:
     alone, together = parallel_ceiling()
     start = cluster_start_seconds()
     seeds = ",".join(str(s) for s in range(n_seeds))
-    with tempfile.TemporaryDirectory() as tmp:
-        common = ["run", "--suite", "quick", "--datasets", dataset, "--seeds", seeds, "--no-progress",
-                  "--no-leaderboard"]
-        serial = timed(*common, "--results", str(Path(tmp) / "serial"))
-        dask = timed(*common, "--results", str(Path(tmp) / "dask"), "--backend", "dask", "--workers", "2")
-        runs = len(list((Path(tmp) / "dask" / "runs").glob("*.json")))
-        # The runs' own wall times, summed: how much slower one run is beside another on a worker.
-        busy = {b: sum(json.loads(p.read_text())["wall_seconds"] for p in (Path(tmp) / b / "runs").glob("*.json"))
-                for b in ("serial", "dask")}
+    common = ["run", "--suite", "quick", "--datasets", dataset, "--seeds", seeds, "--no-progress", "--no-leaderboard"]
+    backends = {"serial": [], "dask": ["--backend", "dask", "--workers", "2"]}
+    wall = {b: [] for b in backends}
+    busy = {b: 0.0 for b in backends}
+    # serial, Dask, Dask, serial (ABBA), each sweep into a fresh folder: this host's speed drifts by tens
+    # of percent over minutes, and the ABBA order cancels a steady drift from the ratio of the sums.
+    order = ("serial", "dask", "dask", "serial")[: 4 if rounds > 1 else 2]
+    for backend in order:
+        with tempfile.TemporaryDirectory() as tmp:
+            wall[backend].append(timed(*common, "--results", tmp, *backends[backend]))
+            recs = list((Path(tmp) / "runs").glob("*.json"))
+            runs = len(recs)
+            # The runs' own wall times, summed: how much slower one run is beside another on a worker.
+            busy[backend] += sum(json.loads(p.read_text())["wall_seconds"] for p in recs)
+    serial, dask = sum(wall["serial"]), sum(wall["dask"])
     # The committed leaderboards rebuilt from their records, nothing to train, in a copy of each results
     # folder: as a fresh process (interpreter start and imports included) and in this process (the work).
     rebuild = {}
@@ -230,8 +239,9 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid") -> None:
     ceiling = 2 * alone / together
     print(f"this machine's ceiling for 2 processes: the same work alone {alone:.2f} s, two at once "
           f"{together:.2f} s -> at best {ceiling:.2f}x")
-    print(f"sweep of {runs} runs (quick suite on {dataset}, {n_seeds} seeds): serial {serial:.1f} s, "
-          f"Dask 2 workers {dask:.1f} s (cluster start included; starting one alone takes {start:.1f} s)")
+    each = ", ".join(f"{b} {' + '.join(f'{t:.1f}' for t in ts)} s" for b, ts in wall.items())
+    print(f"sweep of {runs} runs (quick suite on {dataset}, {n_seeds} seeds), in the order {', '.join(order)}: "
+          f"{each} (Dask with 2 workers, cluster start included; starting one alone takes {start:.1f} s)")
     print(f"serial / Dask            = {serial / dask:.3f}   (target >= 1.7; two plain processes: {ceiling:.2f}x, "
           f"so Dask reaches {serial / dask / ceiling:.0%} of this machine's ceiling)")
     print(f"  the runs' own time, summed: serial {busy['serial']:.1f} s, Dask {busy['dask']:.1f} s "
