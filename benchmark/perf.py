@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -162,9 +164,6 @@ def parallel_ceiling(repeats: int = 20) -> tuple[float, float]:
     host's drift more than the machine); ceiling = 2 * alone / together (2.0 on two free physical cores;
     less where the two compete for caches and memory, share a physical core, or the host is loaded).
     Returns (alone, together) in seconds."""
-    import subprocess
-    import sys
-
     cmd = [sys.executable, "-c", f"from benchmark.perf import _training_work; print(_training_work({repeats}))"]
     alone, together = [], []
     for _ in range(3):  # interleaved, medians: the host's load drifts
@@ -178,9 +177,6 @@ def cluster_start_seconds(workers: int = 2) -> float:
     """The Dask backend's fixed cost, alone: its LocalCluster of single-threaded workers started (the
     forkserver importing the suite included; a sweep overlaps that with its own imports and planning),
     each worker ready to run a task, then closed. Run in a fresh process, as a sweep's is."""
-    import subprocess
-    import sys
-
     code = ("import time; t = time.perf_counter(); from benchmark.dask_backend import dask_client\n"
             f"with dask_client({workers}) as c:\n"
             "    c.run(lambda: len(__import__('benchmark.sweep').sweep.registry.methods()))\n"
@@ -192,8 +188,6 @@ def cluster_start_seconds(workers: int = 2) -> float:
 def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 2) -> None:
     import json
     import shutil
-    import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -202,9 +196,7 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 
     from benchmark.sweep import DataCache
 
     def timed(*cmd: str) -> float:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "benchmark", *cmd], check=True, capture_output=True)
-        return time.perf_counter() - t0
+        return _python_seconds("-m", "benchmark", *cmd)
 
     alone, together = parallel_ceiling()
     start = cluster_start_seconds()
@@ -265,16 +257,15 @@ IMPORT_FLOORS = {
 
 def _import_seconds(modules: str, rounds: int = 3) -> float:
     """Median time a fresh interpreter takes to import ``modules``, less that of a bare interpreter."""
-    import subprocess
-    import sys
+    bare = statistics.median(_python_seconds("-c", "pass") for _ in range(rounds))
+    return statistics.median(_python_seconds("-c", f"import {modules}") for _ in range(rounds)) - bare
 
-    def timed(code: str) -> float:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-        return time.perf_counter() - t0
 
-    bare = statistics.median(timed("pass") for _ in range(rounds))
-    return statistics.median(timed(f"import {modules}") for _ in range(rounds)) - bare
+def _python_seconds(*args: str) -> float:
+    """Wall time of ``python ARGS`` in a fresh interpreter (this one's), its output discarded."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True)
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
