@@ -22,9 +22,9 @@ import torch
 from benchmark import registry
 from benchmark.contracts import Method, TrainBudget, TrainContext
 from benchmark.execution import check_proba
+from benchmark.hparams import validate
 from benchmark.protocols import Condition, apply_condition
-from benchmark.seeding import set_determinism, torch_generator
-from benchmark.timing import Clock
+from benchmark.seeding import set_determinism
 
 #: The smoke run: a small synthetic set and a short budget.
 SMOKE_DATA = {"n": 400}
@@ -61,7 +61,7 @@ def _fit(cls: type[Method], data, seed: int, train=None) -> Method:
         torch.manual_seed(seed)
         set_determinism(1)
         method = cls(data.info, cls.Hparams())
-        ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed), SMOKE_BUDGET, Clock(torch.device("cpu")))
+        ctx = TrainContext.from_seed(seed, SMOKE_BUDGET)
         method.fit(train if train is not None else data.splits["train"], data.splits["val"], ctx)
     return method
 
@@ -83,7 +83,7 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
     def contract() -> str:
         assert isinstance(cls.name, str) and cls.name, "set a non-empty class attribute `name`"
         assert dataclasses.is_dataclass(cls.Hparams), "Hparams must be a dataclass"
-        cls.Hparams()  # every field needs a default
+        validate(cls.Hparams, cls.Hparams(), cls.name)  # every field needs a default its declaration allows
         params = list(inspect.signature(cls.predict_proba).parameters)[1:]
         assert params == ["x", "mask"], f"predict_proba must take (x, mask) and nothing else (labels), has {params}"
         return f"Hparams fields: {[f.name for f in dataclasses.fields(cls.Hparams)]}"

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from benchmark.hparams import validate
+from benchmark.seeding import torch_generator
 from benchmark.timing import Clock
 
 ModalityKind = Literal["tabular", "image", "sequence"]
@@ -131,6 +133,15 @@ class TrainContext:
     epoch_log: list[dict[str, float]] = field(default_factory=list)
     fit_summary: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_seed(cls, seed: int, budget: TrainBudget, device: torch.device | str = "cpu",
+                  clock: Clock | None = None) -> TrainContext:
+        """The one way to build a context from a seed, so every caller seeds the generator alike (on the
+        CPU, whatever the device: methods draw there and move the draws)."""
+        device = torch.device(device)
+        return cls(device=device, seed=seed, generator=torch_generator(seed), budget=budget,
+                   clock=clock if clock is not None else Clock(device))
+
     def log_epoch(self, **values: float) -> None:
         self.epoch_log.append(dict(values))
 
@@ -144,7 +155,8 @@ class Method(ABC):
     """A method: ``fit`` on the training split, then ``predict_proba`` on inputs without labels.
 
     Subclasses set ``name`` (the registry key) and ``Hparams`` (a dataclass whose defaults are the
-    paper's settings; every reconstructed [INF] choice is a field). ``extras`` is the hook through which
+    paper's settings; every reconstructed [INF] choice is a field, declared with ``benchmark.hparams.hparam``;
+    the constructor refuses values its declaration does not allow). ``extras`` is the hook through which
     a method exposes diagnostics; the runner stores them in the run record. A method may also define
     ``evaluate_extras(x, mask) -> {name: {"kind": ..., arrays}}`` with per-sample outputs that need test
     labels to score (interval coverage, accuracy against q): the runner scores them on the clean test split
@@ -156,7 +168,8 @@ class Method(ABC):
 
     def __init__(self, info: DatasetInfo, hparams: Any | None = None) -> None:
         self.info = info
-        self.hparams = hparams if hparams is not None else self.Hparams()
+        hparams = hparams if hparams is not None else self.Hparams()
+        self.hparams = validate(type(hparams), hparams, getattr(self, "name", type(self).__name__))
 
     @abstractmethod
     def fit(self, train: Split, val: Split, ctx: TrainContext) -> None: ...
@@ -176,14 +189,10 @@ class Method(ABC):
         return sum(p.numel() for m in self.modules() for p in m.parameters())
 
 
-def hparams_from_dict(cls: type, values: Mapping[str, Any] | None) -> Any:
-    """Build a method's Hparams from a suite's overrides, refusing names the method does not have."""
-    values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown hyperparameter(s) {unknown}; this method has {sorted(known)}")
-    return cls(**values)
+def hparams_from_dict(cls: type, values: Mapping[str, Any] | None, method: str = "") -> Any:
+    """Build a method's Hparams from a suite's overrides, refusing names the method does not have and
+    values its declarations do not allow (``benchmark.hparams.validate``)."""
+    return validate(cls, dict(values or {}), method)
 
 
 def hparams_to_dict(hparams: Any) -> dict[str, Any]:

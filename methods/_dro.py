@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.contracts import Split, TrainContext
-from benchmark.hparams import Choice, hparam
+from benchmark.hparams import Choice, Each, Range, hparam
 from benchmark.training import fit_network, labeled_accuracy
 
 from ._blocks import Batch, TorchMethod, zero_fill
@@ -280,35 +280,48 @@ class DependenceEstimator:
 
 
 # ------------------------------------------------------------------------------------ training glue
+NON_NEGATIVE = Range(0, None)
+
+
 @dataclass(frozen=True)
 class DROHparams:
-    """Fields both DRO methods share; see each method's docstring for the [SRC]/[INF] marks."""
+    """Fields both DRO methods share (ef_dro reads ``rho``, ``rho_by_modality`` and the ``dependence*`` fields
+    only with ``radius="matched"``)."""
 
-    #: Training objective: "surrogate" (mean + sqrt(B) std, the paper's closed form), "dual" (exact
-    #: chi-square dual) or "reweight" (primal reweighting).
-    objective: str = "surrogate"
-    #: Per-modality chi-square radius rho_k, equal for every modality (spec 2.3(d): grid {0.01, 0.05, 0.1,
-    #: 0.5, 1.0}, default 0.1; the grid is its search space).
-    rho: float = hparam(0.1, Choice(RHO_GRID))
-    #: Radii for named modalities that override ``rho`` (give the modality a shift is known to hit a larger one).
-    rho_by_modality: Mapping[str, float] | None = None
-    #: Cross-modal dependence: "copula" (estimated from auxiliary unimodal losses) or "independent" (gamma = 0).
-    dependence: str = "copula"
-    #: EMA momentum of the gamma estimates across epochs.
-    dependence_momentum: float = 0.9
-    #: Epochs before the first gamma estimate (the auxiliary heads start untrained); B is the independent
-    #: budget until then.
-    dependence_warmup_epochs: int = 1
-    #: Fewest rows with both unimodal losses valid for a pair's estimate to count.
-    dependence_min_samples: int = 10
-    #: epsilon inside the square root of the variance (spec 2.3(b)1 and 2.8).
-    std_eps: float = 1e-8
-    #: Cap the surrogate at the batch's max loss (spec 2.8: with a large B it can exceed max l).
-    surrogate_clip: bool = True
-    #: Training-time modality dropout probability (spec 2.5: optional, p = 0.2 when used; 0 = off).
-    modality_dropout: float = 0.0
-    #: Early stopping on "robust" (the training objective on the validation split, spec 2.4) or "accuracy".
-    early_stopping: str = "robust"
+    objective: str = hparam("surrogate", source="SRC", allowed=OBJECTIVES,
+                            doc='training objective: "surrogate" (mean + sqrt(B) std, population std: the closed '
+                                'form of the paper [SRC formula]); "dual" (exact chi-square dual, a 1-D convex '
+                                'inner problem) and "reweight" (primal reweighting) are [INF] alternatives')
+    rho: float = hparam(0.1, Choice(RHO_GRID), source="INF", allowed=NON_NEGATIVE,
+                        doc="per-modality chi-square radius rho_k, equal for every modality (spec 2.3(d): default "
+                            "0.1; its grid {0.01, 0.05, 0.1, 0.5, 1.0} is the search space)")
+    rho_by_modality: Mapping[str, float] | None = hparam(None, source="INF", allowed=Each(NON_NEGATIVE),
+                                                         doc="radii for named modalities that override rho (give a "
+                                                             "modality a shift is known to hit a larger one); the "
+                                                             "names must be the dataset's")
+    dependence: str = hparam("copula", source="SRC/INF", allowed=("copula", "independent"),
+                             doc='cross-modal dependence: "copula" estimates gamma from auxiliary unimodal losses '
+                                 '[SRC: a shared copula; INF: the estimator]; "independent" sets gamma = 0, the '
+                                 'fallback budget sum_k rho_k [INF]')
+    dependence_momentum: float = hparam(0.9, source="INF", allowed=Range(0, 1, high_open=True),
+                                        doc="EMA momentum of the gamma estimates across epochs")
+    dependence_warmup_epochs: int = hparam(1, source="INF", allowed=NON_NEGATIVE,
+                                           doc="epochs before the first gamma estimate (the auxiliary heads start "
+                                               "untrained); B is the independent budget until then")
+    dependence_min_samples: int = hparam(10, source="INF", allowed=NON_NEGATIVE,
+                                         doc="fewest rows with both unimodal losses valid for a pair's estimate "
+                                             "to count")
+    std_eps: float = hparam(1e-8, source="INF", allowed=NON_NEGATIVE,
+                            doc="epsilon inside the square root of the variance (spec 2.3(b)1 and 2.8, its value)")
+    surrogate_clip: bool = hparam(True, source="INF",
+                                  doc="cap the surrogate at the batch's max loss (spec 2.8: with a large B it can "
+                                      "exceed max l)")
+    modality_dropout: float = hparam(0.0, source="INF", allowed=Range(0, 1, high_open=True),
+                                     doc="training-time modality dropout probability (spec 2.5: optional, p = 0.2 "
+                                         "when used; 0 = off)")
+    early_stopping: str = hparam("robust", source="INF", allowed=("robust", "accuracy"),
+                                 doc='early stopping on "robust" (the training objective on the validation split, '
+                                     'spec 2.4) or "accuracy"')
 
 
 def _round(x: float, digits: int = 5) -> float | None:
@@ -323,19 +336,7 @@ class DROMethod(TorchMethod):
 
     Hparams = DROHparams
 
-    # ---- checks and radii
-    def _check_hparams(self) -> None:
-        hp = self.hparams
-        if hp.objective not in OBJECTIVES:
-            raise ValueError(f"{self.name} objective must be one of {OBJECTIVES}, got {hp.objective!r}")
-        if hp.dependence not in ("copula", "independent"):
-            raise ValueError(f"{self.name} dependence must be 'copula' or 'independent', got {hp.dependence!r}")
-        if hp.early_stopping not in ("robust", "accuracy"):
-            raise ValueError(f"{self.name} early_stopping must be 'robust' or 'accuracy', got {hp.early_stopping!r}")
-        if not 0.0 <= hp.modality_dropout < 1.0:
-            raise ValueError(f"{self.name} modality_dropout must be in [0, 1), got {hp.modality_dropout}")
-        self.radii()  # validates rho and rho_by_modality
-
+    # ---- radii
     def radii(self) -> list[float]:
         hp = self.hparams
         names = self.info.modality_names
@@ -424,7 +425,7 @@ class DROMethod(TorchMethod):
             log[key].append(_round(value, 4))
 
     def _start(self, train: Split, val: Split, ctx: TrainContext) -> None:
-        self._check_hparams()
+        self.radii()  # rho_by_modality must name the dataset's modalities (the values were checked at __init__)
         self.device = ctx.device
         self.ctx = ctx
         self.train_split, self.val_split = train, val

@@ -15,14 +15,15 @@ from ._blocks import TabularEncoder, TorchMethod, concat_with_mask, cross_entrop
 
 @dataclass(frozen=True)
 class EarlyFusionHparams:
-    #: Feed the mask itself as extra inputs, so the network can tell a missing modality from zeros.
-    mask_as_input: bool = hparam(True, Choice((True, False)))
+    mask_as_input: bool = hparam(True, Choice((True, False)), source="suite",
+                                 doc="feed the mask as extra inputs, so the network can tell a missing modality "
+                                     "from zeros")
 
 
 class EarlyFusion(TorchMethod):
     """Concatenate all modalities (images flattened), append the mask, classify with one MLP.
 
-    Hyperparameters: ``mask_as_input`` (default True)."""
+    Hyperparameters: see the ``EarlyFusionHparams`` fields (doc and source tag)."""
 
     name = "early_fusion"
     Hparams = EarlyFusionHparams

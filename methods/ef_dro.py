@@ -14,20 +14,20 @@ from benchmark.contracts import Split
 from benchmark.hparams import Choice, hparam
 
 from ._blocks import Batch, TabularEncoder, concat_with_mask
-from ._dro import RHO_GRID, DROHparams, DROMethod, chunks, per_sample_ce
+from ._dro import NON_NEGATIVE, RHO_GRID, DROHparams, DROMethod, chunks, per_sample_ce
 
 
 @dataclass(frozen=True)
 class EFDROHparams(DROHparams):
-    #: The single radius rho_EF of the joint chi-square ball (spec 2.3(f): tuned on the grid of rho_k, which is
-    #: its search space).
-    rho_ef: float = hparam(0.1, Choice(RHO_GRID))
-    #: "own": B = rho_ef. "matched": B is the modality-aware budget sum_k rho_k + 2 sum |gamma_ij|
-    #: sqrt(rho_i rho_j) built from ``rho`` / ``rho_by_modality`` and ``dependence`` as in mm_dro, so the
-    #: two are compared at equal budget.
-    radius: str = "own"
-    #: Feed the mask as extra inputs (as early_fusion).
-    mask_as_input: bool = True
+    rho_ef: float = hparam(0.1, Choice(RHO_GRID), source="SRC/INF", allowed=NON_NEGATIVE,
+                           doc="the single radius rho_EF of the joint chi-square ball [SRC: one ball around the joint "
+                               "distribution; INF: its value] (spec 2.3(f): tuned on the grid of rho_k, which is its "
+                               "search space)")
+    radius: str = hparam("own", source="INF", allowed=("own", "matched"),
+                         doc='"own": B = rho_ef; "matched": B is the modality-aware budget sum_k rho_k + 2 sum '
+                             '|gamma_ij| sqrt(rho_i rho_j) built from rho / rho_by_modality and dependence as in '
+                             'mm_dro, so the two are compared at equal budget (spec 2.3(f))')
+    mask_as_input: bool = hparam(True, source="INF", doc="feed the mask as extra inputs (as early_fusion)")
 
 
 class EFDRO(DROMethod):
@@ -39,35 +39,14 @@ class EFDRO(DROMethod):
     per modality on its raw (zero-filled) features, trained on the side (they never feed the prediction),
     whose per-sample losses go through the same Spearman -> Gaussian-copula -> EMA estimator.
 
-    [SRC] = from the paper's reachable text; [INF] = reconstruction (spec's default).
-
-    Hyperparameters:
-
-    - ``objective`` = "surrogate": mean + sqrt(B) std [SRC formula]; "dual", "reweight" [INF].
-    - ``rho_ef`` = 0.1: the joint radius [SRC: one ball around the joint distribution; INF: value; the grid
-      {0.01, 0.05, 0.1, 0.5, 1.0} is its search space].
-    - ``radius`` = "own": B = rho_ef; "matched": B = the modality-aware budget (spec 2.3(f)) [INF default].
-    - ``rho`` = 0.1, ``rho_by_modality`` = None: per-modality radii, used only when matched [INF].
-    - ``dependence`` = "copula" / "independent", ``dependence_momentum`` = 0.9, ``dependence_warmup_epochs`` = 1,
-      ``dependence_min_samples`` = 10: the gamma estimate, used only when matched [INF].
-    - ``std_eps`` = 1e-8 [INF, spec's value]; ``surrogate_clip`` = True [INF].
-    - ``modality_dropout`` = 0.0: optional training-time modality dropout (spec's p = 0.2 when used) [INF].
-    - ``early_stopping`` = "robust": robust validation objective [INF], or "accuracy".
-    - ``mask_as_input`` = True: as early_fusion.
+    Hyperparameters: see the ``EFDROHparams`` fields (doc; [SRC] = from the paper's reachable text, [INF] =
+    reconstruction, the spec's default).
 
     The shared budget (epochs, patience, batch size, learning rate, weight decay, width) is the runner's.
     """
 
     name = "ef_dro"
     Hparams = EFDROHparams
-
-    def _check_hparams(self) -> None:
-        super()._check_hparams()
-        hp = self.hparams
-        if hp.radius not in ("own", "matched"):
-            raise ValueError(f"ef_dro radius must be 'own' or 'matched', got {hp.radius!r}")
-        if hp.rho_ef < 0:
-            raise ValueError(f"ef_dro rho_ef must be >= 0, got {hp.rho_ef}")
 
     def _needs_dependence(self) -> bool:
         return self.hparams.radius == "matched" and self.hparams.dependence == "copula"

@@ -25,7 +25,7 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from benchmark.contracts import Split, TrainContext
-from benchmark.hparams import Choice, IntUniform, LogUniform, hparam
+from benchmark.hparams import Choice, IntUniform, LogUniform, Range, hparam
 from benchmark.seeding import key_to_int
 from benchmark.training import fit_network, labeled_accuracy
 
@@ -216,31 +216,79 @@ class GapNet(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 
 
+AT_LEAST_ONE = Range(1, None)
+NON_NEGATIVE = Range(0, None)
+POSITIVE = Range(0, None, low_open=True)
+
+
 @dataclass(frozen=True)
 class GMMAdaptiveHparams:
-    unimodal_heads: str = "auto"
-    gap_form: str = "auto"
-    spread_eps: float = 1e-3
-    n_init: int = 5
-    reg_covar: float = 1e-4
-    var_floor: float = 1e-4
-    gmm_max_iter: int = 100
-    gmm_init: str = "k-means++"
-    bic_fallback: bool = True
-    refit_every: int = 1
-    warmup_epochs: int = hparam(10, IntUniform(3, 15))
-    warmup_plateau: int = 2
-    warmup_val_stall: int = 2
-    lambda_u: float = hparam(1.0, LogUniform(0.3, 3.0))
-    lambda_gap: float = hparam(1.0, LogUniform(0.1, 10.0))
-    lambda_al: float = hparam(0.5, LogUniform(0.05, 5.0))
-    literal_gap: bool = False
-    alignment: str = hparam("sample", Choice(("sample", "distribution")))
-    finetune: bool = False
-    finetune_epochs: int = 5
-    finetune_lr: float = 1e-4
-    missing_predict: str = "unimodal_mean"
-    hist_bins: int = 20
+    unimodal_heads: str = hparam("auto", source="INF", allowed=("auto", "split", "auxiliary"),
+                                 doc='"split" = the OGM-GE split of the fusion layer, z_k = W_k h_k + b/M; "auxiliary" '
+                                     '= one extra linear head per modality; "auto" = split for M = 2, auxiliary for '
+                                     'M > 2')
+    gap_form: str = hparam("auto", source="SRC/INF", allowed=("auto", "signed", "spread"),
+                           doc='[SRC] for M = 2, [INF] beyond: "signed" g = p_1 - p_2 (two modalities only); '
+                               '"spread" s = max_k p_k - min_k p_k, with the GMM on logit(s (1 - 2 eps) + eps) and B '
+                               'the lower-mean component; "auto" = signed for M = 2, spread for M > 2')
+    spread_eps: float = hparam(1e-3, source="INF", allowed=Range(0, 0.5, low_open=True, high_open=True),
+                               doc="eps of the spread's logit transform (the spec names it but gives no value)")
+    n_init: int = hparam(5, source="INF", allowed=AT_LEAST_ONE, doc="EM restarts of the GMM fit")
+    reg_covar: float = hparam(1e-4, source="INF", allowed=NON_NEGATIVE, doc="covariance regulariser of the GMM fit")
+    var_floor: float = hparam(1e-4, source="INF", allowed=POSITIVE, doc="floor on each component's variance")
+    gmm_max_iter: int = hparam(100, source="INF", allowed=AT_LEAST_ONE,
+                               doc="EM iterations per restart (scikit-learn's default)")
+    gmm_init: str = hparam("k-means++", source="INF", allowed=("kmeans", "k-means++", "random", "random_from_data"),
+                           doc="scikit-learn's init_params for each restart; k-means++ seeding is several times "
+                               "faster than scikit-learn's default full k-means and fits these 1-D mixtures as well")
+    bic_fallback: bool = hparam(True, source="INF",
+                                doc="when one component fits better (BIC(1) < BIC(2)), every gamma_n = 0.5 and the "
+                                    "alignment pulls toward that single component")
+    refit_every: int = hparam(1, source="INF", allowed=AT_LEAST_ONE,
+                              doc="refit the GMM at the end of warm-up, then every this many epochs")
+    warmup_epochs: int = hparam(10, IntUniform(3, 15), source="INF", allowed=NON_NEGATIVE,
+                                doc="the longest warm-up (E_w; the spec's value for CREMA-D); 0 = no warm-up")
+    warmup_plateau: int = hparam(2, source="INF", allowed=NON_NEGATIVE,
+                                 doc="the warm-up ends earlier once the mean unimodal train accuracy (running, over "
+                                     "the epoch's batches) has not improved for this many epochs (the spec's general "
+                                     "rule); 0 = off")
+    warmup_val_stall: int = hparam(2, source="INF", allowed=NON_NEGATIVE,
+                                   doc="a benchmark adaptation: the warm-up also ends once the validation score has "
+                                       "not improved for min(this, patience - 1) epochs, so that the adaptive stage "
+                                       "always gets at least patience - min(this, patience - 1) epochs before early "
+                                       "stopping (which restores the best validation weights) can end training; "
+                                       "0 = off")
+    lambda_u: float = hparam(1.0, LogUniform(0.3, 3.0), source="INF", allowed=NON_NEGATIVE,
+                             doc="weight of the unimodal cross-entropies")
+    lambda_gap: float = hparam(1.0, LogUniform(0.1, 10.0), source="INF", allowed=NON_NEGATIVE,
+                               doc="weight of the gap penalty")
+    lambda_al: float = hparam(0.5, LogUniform(0.05, 5.0), source="INF", allowed=NON_NEGATIVE,
+                              doc="weight of the alignment term")
+    literal_gap: bool = hparam(False, source="INF",
+                               doc="a design choice: False = one-sided stop-gradient, g^ = sg(p_max) - p_min (and "
+                                   "sg(p_mean) in the M > 2 penalty), so the gap penalty and the alignment raise the "
+                                   "weaker modality instead of lowering the dominant one; True = gradient through "
+                                   "every modality (the paper's wording)")
+    alignment: str = hparam("sample", Choice(("sample", "distribution")), source="INF",
+                            allowed=("sample", "distribution"),
+                            doc='"sample" = gamma_n (g^_n - mu_B)^2 / sigma_B^2 per sample; "distribution" = '
+                                '(mu_I - mu_B)^2 + (sd_I - sd_B)^2 from gamma-weighted batch means and standard '
+                                'deviations')
+    finetune: bool = hparam(False, source="SRC",
+                            doc="the optional stage the paper describes: after training, refit the GMM and fine-tune "
+                                "with plain fusion CE on the balanced subset, gamma < 0.5 (samples missing a "
+                                "modality have gamma = 0 and stay in)")
+    finetune_epochs: int = hparam(5, source="INF", allowed=NON_NEGATIVE,
+                                  doc="length of the fine-tuning stage (0 skips it)")
+    finetune_lr: float = hparam(1e-4, source="INF", allowed=POSITIVE, doc="learning rate of the fine-tuning stage")
+    missing_predict: str = hparam("unimodal_mean", source="INF", allowed=("fusion", "unimodal_mean"),
+                                  doc="at test time, a sample with a missing modality is predicted by the mean of the "
+                                      "present modalities' unimodal logits (\"unimodal_mean\", the spec's first "
+                                      "option) or by the fusion head with that modality's features zero-filled "
+                                      "(\"fusion\"); complete samples always use the fusion head; extras() reports "
+                                      "the validation accuracy of both with each modality dropped in turn")
+    hist_bins: int = hparam(20, source="INF", allowed=AT_LEAST_ONE,
+                            doc="bins of the end-of-training gap histogram (diagnostics only)")
 
 
 class GMMAdaptive(TorchMethod):
@@ -259,43 +307,7 @@ class GMMAdaptive(TorchMethod):
     size, learning rate and weight decay come from the suite's shared budget (make_encoder encoders, Adam, early
     stopping on validation), not from the OGM-GE defaults (ResNet18, SGD, StepLR, 100 epochs, batch 64).
 
-    Hyperparameters (default; source):
-
-    - ``unimodal_heads`` ("auto"; [INF]): "split" = OGM-GE split of the fusion layer, z_k = W_k h_k + b/M;
-      "auxiliary" = one extra linear head per modality; "auto" = split for M = 2, auxiliary for M > 2.
-    - ``gap_form`` ("auto"; [SRC] for M = 2, [INF] beyond): "signed" g = p_1 - p_2 (two modalities only);
-      "spread" s = max_k p_k - min_k p_k, with the GMM on logit(s (1 - 2 eps) + eps) and B the lower-mean
-      component; "auto" = signed for M = 2, spread for M > 2.
-    - ``spread_eps`` (1e-3; [INF]): eps of that logit transform (the spec names it but gives no value).
-    - ``n_init`` (5; [INF]), ``reg_covar`` (1e-4; [INF]), ``var_floor`` (1e-4; [INF]): EM restarts, covariance
-      regulariser and the floor on each component's variance.
-    - ``gmm_max_iter`` (100; [INF]): EM iterations per restart (scikit-learn's default).
-    - ``gmm_init`` ("k-means++"; [INF]): scikit-learn's ``init_params`` for each restart; k-means++ seeding is
-      several times faster than scikit-learn's default full k-means and fits these 1-D mixtures as well.
-    - ``bic_fallback`` (True; [INF]): when one component fits better (BIC(1) < BIC(2)), every γ_n = 0.5 and the
-      alignment pulls toward that single component.
-    - ``refit_every`` (1; [INF]): refit the GMM at the end of warm-up, then every this many epochs.
-    - ``warmup_epochs`` (10; [INF]): the longest warm-up (E_w; the spec's value for CREMA-D).
-    - ``warmup_plateau`` (2; [INF]): the warm-up ends earlier once the mean unimodal train accuracy (running,
-      over the epoch's batches) has not improved for this many epochs (the spec's general rule); 0 = off.
-    - ``warmup_val_stall`` (2; [INF], a benchmark adaptation): the warm-up also ends once the validation score
-      has not improved for min(this, patience - 1) epochs, so that the adaptive stage always gets at least
-      patience - min(this, patience - 1) epochs before early stopping (which restores the best validation
-      weights) can end training; 0 turns it off.
-    - ``lambda_u`` (1.0; [INF]), ``lambda_gap`` (1.0; [INF]), ``lambda_al`` (0.5; [INF]): loss weights.
-    - ``literal_gap`` (False; [INF] design choice): False = one-sided stop-gradient, ĝ = sg(p_max) - p_min (and
-      sg(p̄) in the M > 2 penalty), so the gap penalty and the alignment raise the weaker modality instead of
-      lowering the dominant one; True = gradient through every modality (the paper's wording).
-    - ``alignment`` ("sample"; [INF]): "sample" = γ_n (ĝ_n - μ_B)² / σ_B² per sample; "distribution" =
-      (μ̂_I - μ̂_B)² + (σ̂_I - σ̂_B)² from γ-weighted batch means and standard deviations.
-    - ``finetune`` (False; [SRC] that it exists, optional): after training, refit the GMM and fine-tune with
-      plain fusion CE on the balanced subset, γ < 0.5 (samples missing a modality have γ = 0 and stay in).
-    - ``finetune_epochs`` (5; [INF]), ``finetune_lr`` (1e-4; [INF]): that stage's length and learning rate.
-    - ``missing_predict`` ("unimodal_mean"; [INF]): at test time, a sample with a missing modality is predicted
-      by the mean of the present modalities' unimodal logits ("unimodal_mean", the spec's first option) or by
-      the fusion head with that modality's features zero-filled ("fusion"); complete samples always use the
-      fusion head. ``extras()`` reports the validation accuracy of both with each modality dropped in turn.
-    - ``hist_bins`` (20; [INF], diagnostics only): bins of the end-of-training gap histogram.
+    Hyperparameters: see the ``GMMAdaptiveHparams`` fields (doc and [SRC]/[INF] tag).
 
     Missing modalities in training [INF]: a sample lacking any modality (or its label) is left out of the gap,
     the GMM and the alignment (γ_n = 0); its fusion CE and the CE of its present modalities stay.
@@ -306,7 +318,6 @@ class GMMAdaptive(TorchMethod):
 
     def __init__(self, info, hparams=None) -> None:
         super().__init__(info, hparams)
-        self._validate()
         m = len(info.modalities)
         hp = self.hparams
         self.split_heads = hp.unimodal_heads == "split" or (hp.unimodal_heads == "auto" and m == 2)
@@ -318,20 +329,6 @@ class GMMAdaptive(TorchMethod):
         self._diag: dict[str, Any] = {}
         self._hits: torch.Tensor | None = None
         self._seen: torch.Tensor | None = None
-
-    def _validate(self) -> None:
-        hp = self.hparams
-        choices = {"unimodal_heads": ("auto", "split", "auxiliary"), "gap_form": ("auto", "signed", "spread"),
-                   "alignment": ("sample", "distribution"), "missing_predict": ("fusion", "unimodal_mean")}
-        for field, allowed in choices.items():
-            if getattr(hp, field) not in allowed:
-                raise ValueError(f"gmm_adaptive: {field} must be one of {allowed}, got {getattr(hp, field)!r}")
-        if not 0 < hp.spread_eps < 0.5:
-            raise ValueError("gmm_adaptive: spread_eps must lie in (0, 0.5)")
-        if hp.gmm_init not in ("kmeans", "k-means++", "random", "random_from_data"):
-            raise ValueError(f"gmm_adaptive: unknown gmm_init {hp.gmm_init!r}")
-        if hp.n_init < 1 or hp.refit_every < 1 or hp.var_floor <= 0 or hp.warmup_epochs < 0:
-            raise ValueError("gmm_adaptive: n_init, refit_every >= 1, var_floor > 0, warmup_epochs >= 0")
 
     # ---- network --------------------------------------------------------------------------------------------
 

@@ -15,23 +15,22 @@ from ._blocks import TorchMethod, cross_entropy, make_encoder
 
 @dataclass(frozen=True)
 class LateFusionHparams:
-    #: How the per-modality predictions are combined: "mean_proba" (average of probabilities) or
-    #: "mean_log_proba" (a product of experts, renormalised).
-    combine: str = hparam("mean_proba", Choice(("mean_proba", "mean_log_proba")))
+    combine: str = hparam("mean_proba", Choice(("mean_proba", "mean_log_proba")), source="suite",
+                          allowed=("mean_proba", "mean_log_proba"),
+                          doc='how the per-modality predictions are combined: "mean_proba" (average of '
+                              'probabilities) or "mean_log_proba" (a product of experts, renormalised)')
 
 
 class LateFusion(TorchMethod):
     """Each modality has its own encoder and classifier head, trained with its own cross-entropy on
     the samples where that modality is present; at test time only present modalities vote.
 
-    Hyperparameters: ``combine`` (default "mean_proba")."""
+    Hyperparameters: see the ``LateFusionHparams`` fields (doc and source tag)."""
 
     name = "late_fusion"
     Hparams = LateFusionHparams
 
     def build(self, width: int) -> nn.Module:
-        if self.hparams.combine not in ("mean_proba", "mean_log_proba"):
-            raise ValueError(f"late_fusion combine must be mean_proba or mean_log_proba, got {self.hparams.combine!r}")
         return nn.ModuleDict({
             m.name: nn.Sequential(make_encoder(m, width), nn.Linear(width, self.info.n_classes))
             for m in self.info.modalities

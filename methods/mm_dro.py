@@ -11,25 +11,31 @@ import torch
 from torch import nn
 
 from benchmark.contracts import Split
+from benchmark.hparams import hparam
 
 from ._blocks import Batch, make_encoder
-from ._dro import DROHparams, DROMethod, chunks, per_sample_ce
+from ._dro import NON_NEGATIVE, DROHparams, DROMethod, chunks, per_sample_ce
 
 
 @dataclass(frozen=True)
 class MMDROHparams(DROHparams):
-    #: Predictor f on the encodings: "mlp" (one hidden layer on concat(e_1..e_M, mask)) or "late" (a linear
-    #: head per modality, averaged over the present modalities; the spec's ablation).
-    head: str = "mlp"
-    #: Auxiliary unimodal heads (for the dependence estimate): "linear" or "mlp" (one hidden layer).
-    aux_head: str = "linear"
-    #: Train the auxiliary heads on detached encodings, so they measure the encoders without changing them.
-    aux_detach: bool = True
-    #: Encoder-error extension (spec 2.3(e)): weight L of sum_k L * eps_k, with eps_k the mean increase of
-    #: the per-sample loss when modality k's input gets Gaussian noise. 0 = off (the spec's default).
-    encoder_error_weight: float = 0.0
-    #: Standard deviation of that input noise.
-    encoder_error_noise: float = 0.1
+    head: str = hparam("mlp", source="INF", allowed=("mlp", "late"),
+                       doc='predictor f on the encodings: "mlp" (one hidden layer on concat(e_1..e_M, mask)) or '
+                           '"late" (a linear head per modality, averaged over the present modalities; the ablation '
+                           'of the spec)')
+    aux_head: str = hparam("linear", source="INF", allowed=("linear", "mlp"),
+                           doc='auxiliary unimodal heads (for the dependence estimate): "linear" or "mlp" (one '
+                               'hidden layer)')
+    aux_detach: bool = hparam(True, source="INF",
+                              doc="train the auxiliary heads on detached encodings, so they measure the encoders "
+                                  "without changing them")
+    encoder_error_weight: float = hparam(0.0, source="SRC/INF", allowed=NON_NEGATIVE,
+                                         doc="encoder-error extension (spec 2.3(e); SRC: it exists, INF: its form): "
+                                             "weight L of sum_k L * eps_k, with eps_k the mean increase of the "
+                                             "per-sample loss when modality k's input gets Gaussian noise; 0 = off "
+                                             "(the spec's default)")
+    encoder_error_noise: float = hparam(0.1, source="INF", allowed=NON_NEGATIVE,
+                                        doc="standard deviation of that input noise")
 
 
 class MMDRO(DROMethod):
@@ -40,44 +46,14 @@ class MMDRO(DROMethod):
     smoothed across epochs). A missing modality is zero-filled and flagged by the mask; rows without a
     label (y = -1) do not enter the robust or auxiliary losses.
 
-    [SRC] = from the paper's reachable text (TL;DR, abstract); [INF] = reconstruction (spec's default).
-
-    Hyperparameters:
-
-    - ``objective`` = "surrogate": mean + sqrt(B) std (population std) [SRC formula]; "dual" (exact
-      chi-square dual, 1-D convex inner problem) and "reweight" (primal reweighting) [INF].
-    - ``rho`` = 0.1: per-modality radius rho_k, equal for all [INF; the grid {0.01, 0.05, 0.1, 0.5, 1.0} is its
-      search space].
-    - ``rho_by_modality`` = None: per-modality overrides of ``rho`` [INF].
-    - ``dependence`` = "copula": gamma from unimodal losses [SRC: a shared copula; INF: the estimator];
-      "independent" sets gamma = 0 (the fallback budget sum_k rho_k) [INF].
-    - ``dependence_momentum`` = 0.9: EMA of gamma across epochs [INF].
-    - ``dependence_warmup_epochs`` = 1: epochs before the first gamma estimate (B = sum rho until then) [INF].
-    - ``dependence_min_samples`` = 10: fewest rows for a pair's estimate [INF].
-    - ``std_eps`` = 1e-8: epsilon inside the std's square root [INF, spec's value].
-    - ``surrogate_clip`` = True: cap the surrogate at max(l) [INF].
-    - ``modality_dropout`` = 0.0: training-time modality dropout (the spec's optional p = 0.2) [INF].
-    - ``early_stopping`` = "robust": stop on the robust validation objective [INF], or "accuracy".
-    - ``head`` = "mlp": predictor f [INF architecture]; "late" is the late-fusion-head ablation.
-    - ``aux_head`` = "linear", ``aux_detach`` = True: the auxiliary unimodal heads [INF].
-    - ``encoder_error_weight`` = 0.0, ``encoder_error_noise`` = 0.1: encoder-error extension
-      [SRC: exists; INF: form], off by default.
+    Hyperparameters: see the ``MMDROHparams`` fields (doc; [SRC] = from the paper's reachable text, TL;DR and
+    abstract; [INF] = reconstruction, the spec's default).
 
     The shared budget (epochs, patience, batch size, learning rate, weight decay, width) is the runner's.
     """
 
     name = "mm_dro"
     Hparams = MMDROHparams
-
-    def _check_hparams(self) -> None:
-        super()._check_hparams()
-        hp = self.hparams
-        if hp.head not in ("mlp", "late"):
-            raise ValueError(f"mm_dro head must be 'mlp' or 'late', got {hp.head!r}")
-        if hp.aux_head not in ("linear", "mlp"):
-            raise ValueError(f"mm_dro aux_head must be 'linear' or 'mlp', got {hp.aux_head!r}")
-        if hp.encoder_error_weight < 0 or hp.encoder_error_noise < 0:
-            raise ValueError("mm_dro encoder_error_weight and encoder_error_noise must be >= 0")
 
     def _current_budget(self) -> float:
         return self._modality_aware_budget()

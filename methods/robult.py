@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.contracts import DatasetInfo, Split, TrainContext
-from benchmark.hparams import Choice, LogUniform, Uniform, hparam
+from benchmark.hparams import Choice, LogUniform, Range, Uniform, hparam
 from benchmark.training import Batch, fit_network, labeled_accuracy
 
 from ._blocks import TorchMethod, cross_entropy, make_encoder
@@ -31,47 +31,62 @@ COLLAPSE_STD = 1e-3
 EXTRAS_MAX_CHARS = 19_000
 
 
+POSITIVE = Range(0, None, low_open=True)
+NON_NEGATIVE = Range(0, None)
+
+
 @dataclass(frozen=True)
 class RobultHparams:
-    #: p, the width of the redundant features Z_i and of S = g_0(H_0). [INF] spec: 64.
-    proj_dim: int = hparam(64, Choice((32, 64, 128)))
-    #: The width of the unique features U_i. [INF] spec: the same p = 64 (a larger one is a listed remedy).
-    unique_dim: int = hparam(64, Choice((32, 64, 128)))
-    #: tau, the temperature of the soft PU contrastive loss. [INF] spec: 0.1.
-    tau: float = hparam(0.1, LogUniform(0.05, 0.5))
-    #: sigma^2 = bandwidth_scale * median of the batch's off-diagonal squared distances of stopgrad(S).
-    #: [INF] spec: the median heuristic (scale 1), recomputed every batch.
-    bandwidth_scale: float = hparam(1.0, LogUniform(0.1, 2.0))
-    #: lambda_lb, weight of the labelled part of the soft PU loss. [INF] spec: 1.
-    lambda_lb: float = hparam(1.0, LogUniform(0.1, 3.0))
-    #: lambda_ulb, weight of the unlabelled part of the soft PU loss. [INF] spec: 1.
-    lambda_ulb: float = hparam(1.0, LogUniform(0.1, 3.0))
-    #: lambda_rec, weight of the latent reconstruction loss. [INF] spec: 1.
-    lambda_rec: float = hparam(1.0, LogUniform(0.1, 3.0))
-    #: Weight of the optional orthogonality penalty ||Z_i^T U_i||_F^2 / B_n. [INF] spec: off (0).
-    lambda_orth: float = hparam(0.0, Choice((0.0, 0.1, 1.0)))
-    #: Detach Z_i inside the decoder r_i, so L_rec trains only the unique branch (a collapse remedy in the spec;
-    #: the paper summary in shared/papers says L_rec reaches only the modality-specific branches). [INF] off.
-    detach_z_in_rec: bool = hparam(False, Choice((False, True)))
-    #: Share of each step's batch drawn from the labelled samples when some training labels are missing:
-    #: B_l = round(share * batch_size), B_u = batch_size - B_l. [INF] spec: B_l = 32, B_u = 96 (0.25 of 128).
-    labelled_share: float = hparam(0.25, Choice((0.125, 0.25, 0.5)))
-    #: Draw the labelled part of each step with a class-balanced sampler. [INF] spec: on.
-    class_balanced: bool = hparam(True)
-    #: Training-time modality dropout on the head input only (at least one modality kept). [INF] spec: off.
-    modality_dropout: bool = hparam(False, Choice((False, True)))
-    #: Per-modality drop probability when ``modality_dropout`` is on. [INF] spec: 0.3.
-    modality_dropout_p: float = hparam(0.3, Uniform(0.1, 0.5))
-    #: R when a modality is missing: "mean_z" (mean of the available Z_i; spec) or "fusion_masked" (the
-    #: ablation: S from f_0 fed with the mask). [INF] spec: "mean_z".
-    missing_redundant: str = hparam("mean_z", Choice(("mean_z", "fusion_masked")))
-    #: Feed the mask a to the fusion network f_0 besides the masked H_i. [INF] spec: on.
-    fusion_mask_input: bool = hparam(True)
-    #: The head takes the L2-normalised S / Z_i as R (the space the contrastive loss aligns them in), so
-    #: the mean of the Z_i can stand in for S. [INF] (the spec does not say; off = raw g_0 outputs).
-    normalized_redundant: bool = hparam(True, Choice((True, False)))
-    #: Hidden width of the task head c; 0 = a linear head. [INF] (the spec does not give the head's form).
-    head_hidden: int = hparam(0, Choice((0, 64)))
+    """Every field is [INF] (spec shared/specs/robult.md; the paper's text was not reachable)."""
+
+    proj_dim: int = hparam(64, Choice((32, 64, 128)), source="INF", allowed=Range(1, None),
+                           doc="p, the width of the redundant features Z_i and of S = g_0(H_0) (spec: 64)")
+    unique_dim: int = hparam(64, Choice((32, 64, 128)), source="INF", allowed=Range(1, None),
+                             doc="the width of the unique features U_i (spec: the same p = 64; a larger one is a "
+                                 "listed remedy)")
+    tau: float = hparam(0.1, LogUniform(0.05, 0.5), source="INF", allowed=POSITIVE,
+                        doc="the temperature of the soft PU contrastive loss (spec: 0.1)")
+    bandwidth_scale: float = hparam(1.0, LogUniform(0.1, 2.0), source="INF", allowed=POSITIVE,
+                                    doc="sigma^2 = bandwidth_scale * the median of the batch's off-diagonal squared "
+                                        "distances of stopgrad(S), recomputed every batch (spec: the median "
+                                        "heuristic, scale 1)")
+    lambda_lb: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
+                              doc="weight of the labelled part of the soft PU loss (spec: 1)")
+    lambda_ulb: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
+                               doc="weight of the unlabelled part of the soft PU loss (spec: 1)")
+    lambda_rec: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
+                               doc="weight of the latent reconstruction loss (spec: 1)")
+    lambda_orth: float = hparam(0.0, Choice((0.0, 0.1, 1.0)), source="INF", allowed=NON_NEGATIVE,
+                                doc="weight of the optional orthogonality penalty ||Z_i^T U_i||_F^2 / B_n (spec: "
+                                    "off, 0)")
+    detach_z_in_rec: bool = hparam(False, Choice((False, True)), source="INF",
+                                   doc="detach Z_i inside the decoder r_i, so L_rec trains only the unique branch (a "
+                                       "collapse remedy in the spec; the paper summary in shared/papers says L_rec "
+                                       "reaches only the modality-specific branches); off")
+    labelled_share: float = hparam(0.25, Choice((0.125, 0.25, 0.5)), source="INF",
+                                   allowed=Range(0, 1, low_open=True, high_open=True),
+                                   doc="share of each step's batch drawn from the labelled samples when some "
+                                       "training labels are missing: B_l = round(share * batch_size), B_u = "
+                                       "batch_size - B_l (spec: B_l = 32, B_u = 96, 0.25 of 128)")
+    class_balanced: bool = hparam(True, source="INF",
+                                  doc="draw the labelled part of each step with a class-balanced sampler (spec: on)")
+    modality_dropout: bool = hparam(False, Choice((False, True)), source="INF",
+                                    doc="training-time modality dropout on the head input only, at least one "
+                                        "modality kept (spec: off)")
+    modality_dropout_p: float = hparam(0.3, Uniform(0.1, 0.5), source="INF", allowed=Range(0, 1),
+                                       doc="per-modality drop probability when modality_dropout is on (spec: 0.3)")
+    missing_redundant: str = hparam("mean_z", Choice(("mean_z", "fusion_masked")), source="INF",
+                                    allowed=("mean_z", "fusion_masked"),
+                                    doc='R when a modality is missing: "mean_z" (the mean of the available Z_i; '
+                                        'spec) or "fusion_masked" (the ablation: S from f_0 fed with the mask)')
+    fusion_mask_input: bool = hparam(True, source="INF",
+                                     doc="feed the mask a to the fusion network f_0 besides the masked H_i (spec: on)")
+    normalized_redundant: bool = hparam(True, Choice((True, False)), source="INF",
+                                        doc="the head takes the L2-normalised S / Z_i as R (the space the "
+                                            "contrastive loss aligns them in), so the mean of the Z_i can stand in "
+                                            "for S (not in the spec; off = raw g_0 outputs)")
+    head_hidden: int = hparam(0, Choice((0, 64)), source="INF", allowed=NON_NEGATIVE,
+                              doc="hidden width of the task head c; 0 = a linear head (not in the spec)")
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -310,15 +325,9 @@ class Robult(TorchMethod):
     [INF]; an epoch is one pass over the unlabelled samples. With every label present, steps are the shared
     trainer's ordinary shuffled batches.
 
-    Hyperparameters (``RobultHparams``; all [INF], defaults from the spec):
-    ``proj_dim`` 64 [INF], ``unique_dim`` 64 [INF], ``tau`` 0.1 [INF], ``bandwidth_scale`` 1.0 (median
-    heuristic) [INF], ``lambda_lb`` 1 [INF], ``lambda_ulb`` 1 [INF], ``lambda_rec`` 1 [INF], ``lambda_orth`` 0
-    (off) [INF], ``detach_z_in_rec`` False [INF], ``labelled_share`` 0.25 (B_l 32 / B_u 96 of 128) [INF],
-    ``class_balanced`` True [INF], ``modality_dropout`` False [INF], ``modality_dropout_p`` 0.3 [INF],
-    ``missing_redundant`` "mean_z" [INF], ``fusion_mask_input`` True [INF], ``normalized_redundant`` True
-    [INF, not in the spec], ``head_hidden`` 0 (linear head) [INF, not in the spec].
-    [SRC] parts with no setting: one latent width d for every modality, one g_0 shared by all modalities,
-    one g_i and r_i per modality, the two objectives, the semi-supervised setting.
+    Hyperparameters: see the ``RobultHparams`` fields (doc, all [INF], defaults from the spec). [SRC] parts
+    with no setting: one latent width d for every modality, one g_0 shared by all modalities, one g_i and r_i
+    per modality, the two objectives, the semi-supervised setting.
 
     Shared, not per-method: d, epochs, patience, batch size, learning rate and weight decay come from the
     training budget, and the optimiser is the shared trainer's Adam without a schedule (the spec's [INF]
@@ -337,13 +346,6 @@ class Robult(TorchMethod):
 
     def __init__(self, info: DatasetInfo, hparams: RobultHparams | None = None) -> None:
         super().__init__(info, hparams)
-        hp = self.hparams
-        if hp.missing_redundant not in ("mean_z", "fusion_masked"):
-            raise ValueError(f"robult missing_redundant must be mean_z or fusion_masked, got {hp.missing_redundant!r}")
-        if not 0.0 < hp.labelled_share < 1.0:
-            raise ValueError(f"robult labelled_share must be in (0, 1), got {hp.labelled_share}")
-        if hp.tau <= 0 or hp.bandwidth_scale <= 0:
-            raise ValueError("robult tau and bandwidth_scale must be positive")
         self._history: dict[str, list] = {}
         self._final: dict[str, object] = {}
         self._setup: dict[str, object] = {}
@@ -413,9 +415,8 @@ class Robult(TorchMethod):
             self._sampler = BalancedSampler(self._labelled.y) if hp.class_balanced else None
             self._b_l = b_l
             self._setup.update(batch_labelled=b_l, batch_unlabelled=b_u)
-            inner = TrainContext(device=ctx.device, seed=ctx.seed, generator=ctx.generator,
-                                 budget=dataclasses.replace(ctx.budget, batch_size=b_u), clock=ctx.clock,
-                                 epoch_log=ctx.epoch_log, fit_summary=ctx.fit_summary)
+            # the same context (generator, clock, logs), with B_u unlabelled samples per step
+            inner = dataclasses.replace(ctx, budget=dataclasses.replace(ctx.budget, batch_size=b_u))
             fit_network(self.net, lambda batch: self.loss(self._with_labelled(batch)), unlabelled, inner,
                         val_score, on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end)
         else:

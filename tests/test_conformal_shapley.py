@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import itertools
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +17,11 @@ from scipy import stats
 
 from benchmark import registry
 from benchmark.contracts import TrainBudget, TrainContext
-from benchmark.seeding import set_determinism, torch_generator
-from benchmark.timing import Clock
+from benchmark.seeding import set_determinism
 
 METHOD = registry.get("method", "conformal_shapley").cls
-cs = sys.modules[METHOD.__module__]
+shapley = importlib.import_module("benchmark.plugins_methods._shapley")  # the method's shared blocks
+conformal = importlib.import_module("benchmark.plugins_methods._conformal")
 BUDGET = TrainBudget(max_epochs=3, patience=2, batch_size=32, width=16)
 FAST = settings(max_examples=40, deadline=None)
 
@@ -32,7 +30,7 @@ def fit(seed: int = 0, n_train: int = 90, **hparams):
     set_determinism(1)
     torch.manual_seed(seed)
     method = METHOD(toy_info(), METHOD.Hparams(**hparams))
-    ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed), BUDGET, Clock(torch.device("cpu")))
+    ctx = TrainContext.from_seed(seed, BUDGET)
     method.fit(toy_split(n_train, seed=1), toy_split(30, seed=2, prefix="v"), ctx)
     return method
 
@@ -61,7 +59,7 @@ def random_table(m: int, n: int, seed: int) -> np.ndarray:
 def test_exact_shapley_is_efficient(case) -> None:
     m, n, seed = case
     v = random_table(m, n, seed)
-    phi = cs.exact_shapley(v)
+    phi = shapley.exact_shapley(v)
     assert np.allclose(phi.sum(axis=1), v[:, -1])
 
 
@@ -72,10 +70,10 @@ def test_permutation_shapley_is_efficient_and_exact_with_every_permutation(case,
     v = random_table(m, n, seed)
     value_of = {b: v[:, b] for b in range(1, 1 << m)}
     perms = np.stack([np.random.default_rng(seed + i).permutation(m) for i in range(t)])
-    assert np.allclose(cs.permutation_shapley(value_of, perms, n).sum(axis=1), v[:, -1])
+    assert np.allclose(shapley.permutation_shapley(value_of, perms, n).sum(axis=1), v[:, -1])
     every = np.array(list(itertools.permutations(range(m)))) if m <= 4 else None
     if every is not None:
-        assert np.allclose(cs.permutation_shapley(value_of, every, n), cs.exact_shapley(v))
+        assert np.allclose(shapley.permutation_shapley(value_of, every, n), shapley.exact_shapley(v))
 
 
 def test_fitted_shapley_values_sum_to_the_full_coalitions_value(fitted) -> None:
@@ -97,7 +95,7 @@ def test_a_modality_no_coalition_uses_gets_zero(case, data) -> None:
     v = random_table(m, n, seed)
     for b in range(1 << m):
         v[:, b] = v[:, b & ~(1 << null)]  # val(S + null) = val(S)
-    assert np.allclose(cs.exact_shapley(v)[:, null], 0.0)
+    assert np.allclose(shapley.exact_shapley(v)[:, null], 0.0)
 
 
 @FAST
@@ -111,7 +109,7 @@ def test_modalities_with_identical_contributions_get_equal_values(m: int, seed: 
         rest = s & ~(1 << a) & ~(1 << b)
         v[0, s] = base[(s >> a & 1) + (s >> b & 1), rest]
     v[0, 0] = 0.0
-    phi = cs.exact_shapley(v)
+    phi = shapley.exact_shapley(v)
     assert np.isclose(phi[0, a], phi[0, b])
 
 
@@ -124,7 +122,7 @@ def test_split_conformal_coverage_over_500_repetitions(n_cal: int, alpha: float,
     covered = 0
     for _ in range(reps):
         phi = rng.standard_t(3, size=n_cal + 1)
-        lo, hi = cs.marginal_interval(phi[:-1], alpha, rule)
+        lo, hi = conformal.marginal_interval(phi[:-1], alpha, rule)
         covered += lo <= phi[-1] <= hi
     mc = 3 * math.sqrt(alpha * (1 - alpha) / reps)
     assert 1 - alpha - mc <= covered / reps <= 1 - alpha + 2 / (n_cal + 2) + mc
@@ -136,7 +134,7 @@ def test_exact_coverage_of_the_ranks(n_cal: int, alpha: float) -> None:
     """For continuous exchangeable values P(covered) = (u - l) / (n + 1) exactly. "floor" always gives
     >= 1 - alpha; the draft's "ceil" can fall short by less than 1 / (n + 1)."""
     for rule in ("floor", "ceil"):
-        lo, hi = cs.conformal_ranks(n_cal, alpha, rule)
+        lo, hi = conformal.conformal_ranks(n_cal, alpha, rule)
         cover = (hi - lo) / (n_cal + 1)
         assert cover <= 1 - alpha + 2 / (n_cal + 1) + 1e-9
         assert cover >= 1 - alpha - (0 if rule == "floor" else 1 / (n_cal + 1)) - 1e-9
@@ -144,22 +142,22 @@ def test_exact_coverage_of_the_ranks(n_cal: int, alpha: float) -> None:
 
 def test_upper_end_is_infinite_when_the_rank_exceeds_n_and_the_code_clamps_it() -> None:
     phi = np.arange(10.0)  # n_cal = 10 < 2 / alpha - 1 for alpha = 0.05
-    lo, hi = cs.marginal_interval(phi, 0.05)
+    lo, hi = conformal.marginal_interval(phi, 0.05)
     assert lo == 0.0 and hi == math.inf
-    assert cs.marginal_interval(phi, 0.05, clamp_upper=True) == (0.0, 9.0)
+    assert conformal.marginal_interval(phi, 0.05, clamp_upper=True) == (0.0, 9.0)
     # l = ceil(101 * 0.05) = 6, u = ceil(101 * 0.95) = 96: the 6th and 96th smallest (1-based ranks)
-    assert cs.conformal_ranks(100, 0.1) == (6, 96)
-    assert cs.marginal_interval(np.arange(100.0), 0.1) == (5.0, 95.0)
-    assert cs.conformal_ranks(100, 0.1, "floor") == (5, 96)
+    assert conformal.conformal_ranks(100, 0.1) == (6, 96)
+    assert conformal.marginal_interval(np.arange(100.0), 0.1) == (5.0, 95.0)
+    assert conformal.conformal_ranks(100, 0.1, "floor") == (5, 96)
 
 
 def test_p_values() -> None:
     rng = np.random.default_rng(0)
     phi = rng.normal(0.3, 1.0, size=200)
-    assert math.isclose(cs.t_test_pvalue(phi), stats.ttest_1samp(phi, 0.0, alternative="greater").pvalue,
+    assert math.isclose(conformal.t_test_pvalue(phi), stats.ttest_1samp(phi, 0.0, alternative="greater").pvalue,
                         rel_tol=1e-9)
-    assert cs.conformal_pvalue(phi) == (1 + int((phi <= 0).sum())) / 201
-    assert cs.t_test_pvalue(np.full(5, -1.0)) == 1.0 and cs.conformal_pvalue(np.ones(9)) == 0.1
+    assert conformal.conformal_pvalue(phi) == (1 + int((phi <= 0).sum())) / 201
+    assert conformal.t_test_pvalue(np.full(5, -1.0)) == 1.0 and conformal.conformal_pvalue(np.ones(9)) == 0.1
 
 
 # 4. Quantile fit ------------------------------------------------------------------------------------
@@ -172,7 +170,7 @@ def test_constant_omega_without_the_kernel_gives_the_empirical_quantile(n: int, 
     if abs(k - round(k)) < 1e-6:  # the tau-quantile is unique only when n * tau is not an integer
         return
     for intercept, lam in ((True, 1e-2), (False, 1e-9)):
-        fit_ = cs.fit_kernel_quantile(None, np.ones((n, 1)), target, tau, 1e-2, lam, intercept=intercept)
+        fit_ = conformal.fit_kernel_quantile(None, np.ones((n, 1)), target, tau, 1e-2, lam, intercept=intercept)
         h = fit_.predict(None, np.ones((3, 1)))
         assert np.allclose(h, np.sort(target)[math.ceil(k) - 1], atol=1e-6)
 
@@ -184,16 +182,16 @@ def test_kernel_quantile_fit_keeps_the_quantile_share(n: int, tau: float, seed: 
     rng = np.random.default_rng(seed)
     omega = rng.normal(size=(n, 2))
     target = omega[:, 0] + rng.normal(size=n)
-    ny = cs.NystroemRBF(omega[: min(n, 20)], 0.5, 1e-2)
+    ny = conformal.NystroemRBF(omega[: min(n, 20)], 0.5, 1e-2)
     z = ny(omega)
-    h = cs.fit_kernel_quantile(z, omega, target, tau, 1e-2, 1e-2).predict(z, omega)
+    h = conformal.fit_kernel_quantile(z, omega, target, tau, 1e-2, 1e-2).predict(z, omega)
     r = target - h
     assert (r < -1e-7).mean() <= tau + 1e-9 and tau - 1e-9 <= (r <= 1e-7).mean()
 
 
 def test_nystroem_features_reproduce_the_kernel_on_the_landmarks() -> None:
     pts = np.random.default_rng(0).normal(size=(15, 2))
-    ny = cs.NystroemRBF(pts, 0.5, 1e-9)
+    ny = conformal.NystroemRBF(pts, 0.5, 1e-9)
     z = ny(pts)
     assert np.allclose(z @ z.T, ny.kernel(pts), atol=1e-5)
 
@@ -216,7 +214,7 @@ def test_selection_rule(m: int, q: int, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     scores = rng.normal(size=(n, m))
     available = rng.random((n, m)) < 0.7
-    bits = cs.select_modalities(scores, available, q)
+    bits = shapley.select_modalities(scores, available, q)
     chosen = ((bits[:, None] >> np.arange(m)) & 1).astype(bool)
     assert (chosen.sum(axis=1) <= q).all()
     assert (scores[chosen] > 0).all() and available[chosen].all()
@@ -225,9 +223,9 @@ def test_selection_rule(m: int, q: int, n: int, seed: int) -> None:
         if chosen[i].any():
             assert (scores[i][eligible[i] & ~chosen[i]] <= scores[i][chosen[i]].min()).all()
         assert chosen[i].sum() == min(q, eligible[i].sum())
-    everything = cs.select_modalities(np.abs(scores) + 0.1, np.ones_like(available), max(q, m))
+    everything = shapley.select_modalities(np.abs(scores) + 0.1, np.ones_like(available), max(q, m))
     assert (everything == (1 << m) - 1).all()
-    assert (cs.select_modalities(scores, available, 0) == 0).all()
+    assert (shapley.select_modalities(scores, available, 0) == 0).all()
 
 
 def test_q_zero_predicts_the_trivial_predictor() -> None:
@@ -253,7 +251,7 @@ def test_predict_uses_the_selected_coalitions_model_and_only_present_modalities(
     xz = test.with_inputs(test.x, mask).x
     for i, b in enumerate(bits):
         row = {k: v[i : i + 1] for k, v in xz.items()}
-        expect = method._log_proba(row, mask[i : i + 1], [int(b)])[0].softmax(dim=1)
+        expect = method.models.log_proba(row, mask[i : i + 1], [int(b)])[0].softmax(dim=1)
         assert torch.allclose(p[i : i + 1], expect, atol=1e-6)
 
 
@@ -269,19 +267,19 @@ def test_coalition_models_are_independent_of_the_stack_they_train_in() -> None:
     alone = fit(shapley_estimator="permutation", n_permutations=1)  # prefixes of one permutation only
     together = fit()
     test = toy_split(25, seed=3, prefix="t")
-    shared = sorted(alone._where)
-    a = alone._log_proba(test.x, test.mask, shared)
-    b = together._log_proba(test.x, test.mask, shared)
+    shared = sorted(alone.models.where)
+    a = alone.models.log_proba(test.x, test.mask, shared)
+    b = together.models.log_proba(test.x, test.mask, shared)
     assert len(shared) == 3 and torch.allclose(a, b, atol=1e-5)
 
 
 def test_lazily_trained_coalitions_do_not_depend_on_the_order_they_are_needed() -> None:
     m1 = fit(shapley_estimator="permutation", n_permutations=1)
     m2 = fit(shapley_estimator="permutation", n_permutations=1)
-    missing = [b for b in range(1, 8) if b not in m1._where]
+    missing = [b for b in range(1, 8) if b not in m1.models.where]
     test = toy_split(10, seed=3, prefix="t")
-    first = m1._log_proba(test.x, test.mask, missing)
-    second = m2._log_proba(test.x, test.mask, missing[::-1]).flip(0)
+    first = m1.models.log_proba(test.x, test.mask, missing)
+    second = m2.models.log_proba(test.x, test.mask, missing[::-1]).flip(0)
     assert torch.equal(first, second)
     assert m1.extras()["coalitions_trained_lazily"] == len(missing) == 4
 
@@ -330,16 +328,6 @@ def test_evaluate_extras_gives_scorable_per_sample_arrays(fitted) -> None:
     assert np.allclose(marg["value_by_label"][np.arange(20), test.y.numpy()], phi)
 
 
-def test_every_hyperparameter_is_documented_and_tagged() -> None:
-    doc = METHOD.__doc__
-    src = Path(cs.__file__).read_text()
-    block = src[src.index("class ConformalShapleyHparams"): src.index("class ConformalShapley(Method)")]
-    for f in dataclasses.fields(METHOD.Hparams):
-        assert f"``{f.name}``" in doc, f.name
-        comment = block[: block.index(f"    {f.name}:")].rsplit("\n    #: [", 1)[1]
-        assert comment.startswith(("SRC", "INF")), f.name
-
-
 def test_selection_picks_the_informative_modalities_far_more_often() -> None:
     """synthetic_pid with the label in m0 and m1 (redundantly) and m2 drowned in noise: over four seeds,
     each informative modality is selected at least four times as often as the uninformative one."""
@@ -353,8 +341,7 @@ def test_selection_picks_the_informative_modalities_far_more_often() -> None:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             method = cls(data.info, cls.Hparams())
-            ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed),
-                               TrainBudget(max_epochs=10, patience=3, width=32), Clock(torch.device("cpu")))
+            ctx = TrainContext.from_seed(seed, TrainBudget(max_epochs=10, patience=3, width=32))
             method.fit(data.splits["train"], data.splits["val"], ctx)
             method.predict_proba(test.x, test.mask)
         counts += method.extras()["largest_predict_call"]["modality_counts"]

@@ -5,7 +5,9 @@ import pytest
 import torch
 from helpers import toy_split
 
-from benchmark.contracts import Split, hparams_from_dict
+from benchmark.contracts import Split, TrainBudget, TrainContext, hparams_from_dict
+from benchmark.seeding import torch_generator
+from benchmark.timing import Clock
 
 
 def test_split_rejects_inconsistent_shapes() -> None:
@@ -55,3 +57,26 @@ def test_unknown_hyperparameter_is_refused_with_the_known_names() -> None:
     assert hparams_from_dict(H, {"lr": 0.5}).lr == 0.5
     with pytest.raises(ValueError, match=r"unknown hyperparameter.*'lrr'.*\['lr'\]"):
         hparams_from_dict(H, {"lrr": 0.5})
+
+
+def test_a_context_from_a_seed_seeds_its_generator_and_keeps_a_given_clock() -> None:
+    budget = TrainBudget(max_epochs=2)
+    ctx = TrainContext.from_seed(7, budget)
+    assert ctx.seed == 7 and ctx.budget is budget and ctx.device == torch.device("cpu")
+    assert ctx.clock.name == "perf_counter" and ctx.epoch_log == [] and ctx.fit_summary == {}
+    assert torch.equal(torch.rand(5, generator=ctx.generator), torch.rand(5, generator=torch_generator(7)))
+    clock = Clock(torch.device("cpu"))
+    assert TrainContext.from_seed(7, budget, "cpu", clock).clock is clock
+
+
+def test_a_value_outside_a_declaration_is_refused_by_hparams_from_dict() -> None:
+    from dataclasses import dataclass
+
+    from benchmark.hparams import Range, hparam
+
+    @dataclass(frozen=True)
+    class H:
+        lr: float = hparam(0.1, doc="step", source="INF", allowed=Range(0, None, low_open=True))
+
+    with pytest.raises(ValueError, match=r"m: hyperparameter 'lr' = -0.5 is not allowed; allowed: float, > 0"):
+        hparams_from_dict(H, {"lr": -0.5}, "m")

@@ -21,7 +21,6 @@ from threadpoolctl import threadpool_limits
 from benchmark import registry
 from benchmark.contracts import TrainBudget, TrainContext
 from benchmark.seeding import set_determinism, torch_generator
-from benchmark.timing import Clock
 from benchmark.training import batches
 
 registry.methods()  # mounts methods/ as benchmark.plugins_methods
@@ -325,7 +324,7 @@ def build_for_loss(name: str, **hp):
     fields = {f.name for f in dataclasses.fields(plugin.cls.Hparams)}
     method = plugin.cls(toy_info(), plugin.cls.Hparams(**{k: v for k, v in hp.items() if k in fields}))
     torch.manual_seed(0)
-    ctx = TrainContext(torch.device("cpu"), 0, torch_generator(0), BUDGET, Clock(torch.device("cpu")))
+    ctx = TrainContext.from_seed(0, BUDGET)
     train = toy_split(40, seed=1)
     method._start(train, train, ctx)
     method.net = method.build(BUDGET.width)
@@ -340,7 +339,7 @@ def _fit(name: str, seed: int = 0, train=None, **hp):
     torch.manual_seed(seed)
     plugin = registry.get("method", name)
     method = plugin.cls(toy_info(), plugin.cls.Hparams(**hp))
-    ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed), BUDGET, Clock(torch.device("cpu")))
+    ctx = TrainContext.from_seed(seed, BUDGET)
     method.fit(train if train is not None else toy_split(90, seed=1), toy_split(30, seed=2, prefix="v"), ctx)
     return method, ctx
 

@@ -9,8 +9,7 @@ from helpers import toy_info, toy_split
 
 from benchmark import registry
 from benchmark.contracts import TrainBudget, TrainContext
-from benchmark.seeding import set_determinism, torch_generator
-from benchmark.timing import Clock
+from benchmark.seeding import set_determinism
 
 METHODS = sorted(registry.methods())
 BUDGET = TrainBudget(max_epochs=3, patience=2, batch_size=32, width=16)
@@ -20,7 +19,7 @@ def fitted(name: str, seed: int = 0):
     set_determinism(1)
     torch.manual_seed(seed)
     method = registry.get("method", name).cls(toy_info())
-    ctx = TrainContext(torch.device("cpu"), seed, torch_generator(seed), BUDGET, Clock(torch.device("cpu")))
+    ctx = TrainContext.from_seed(seed, BUDGET)
     method.fit(toy_split(90, seed=1), toy_split(30, seed=2, prefix="v"), ctx)
     return method
 
