@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.records import dataset_name
-from benchmark.statistics import ALPHA, fmt_p, long_table
-
-Record = dict[str, Any]
+from benchmark.records import RunRecord, dataset_name
+from benchmark.results import Results
+from benchmark.statistics import ALPHA, long_table
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class Claim:
     method: str
     source: str
     statement: str
-    check: Callable[[list[Record], pd.DataFrame], Verdict]
+    check: Callable[[Results, pd.DataFrame], Verdict]
 
 
 def _decide(p_greater: float, p_less: float) -> str:
@@ -61,7 +59,7 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
                    train_condition: str = "standard", of: str = "accuracy") -> Callable[..., Verdict]:
     """a > b on the family's accuracy (or, with of="drop", a loses more than b from clean), paired over
     (dataset, seed); a one-sided paired t-test."""
-    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
+    def check(results: Results, long: pd.DataFrame) -> Verdict:
         part = long[long["train_condition"] == train_condition]
         if datasets:
             # The table's dataset may be a variant ("synthetic_pid[noise=...]"); a claim names the dataset.
@@ -90,16 +88,16 @@ def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, .
 
 def lower_spread(a: str, b: str, train_condition: str = "standard") -> Callable[..., Verdict]:
     """a's accuracy varies less over seeds than b's: Brown-Forsythe test on per-(dataset, condition)
-    centred accuracies of every run, direction from the standard deviations."""
-    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
+    centred accuracies of every run (a dataset variant is a dataset of its own), direction from the
+    standard deviations."""
+    def check(results: Results, long: pd.DataFrame) -> Verdict:
+        t = results.table
+        acc = t[(t["split"] == "test") & (t["metric"] == "accuracy") & (t["train_condition"] == train_condition)]
+
         def centred(method: str) -> np.ndarray:
-            vals = {}
-            for r in records:
-                s = r["spec"]
-                if r.get("status") == "ok" and s["method"] == method and s["train_condition"] == train_condition:
-                    for k, m in r["metrics"].items():
-                        vals.setdefault((s["dataset"], k), []).append(m["accuracy"])
-            return np.concatenate([np.array(v) - np.mean(v) for v in vals.values() if len(v) > 1] or [np.array([])])
+            rows = acc[acc["method"] == method]
+            cells = [g.to_numpy(float) for _, g in rows.groupby(["dataset", "condition"], observed=True)["value"]]
+            return np.concatenate([v - np.mean(v) for v in cells if len(v) > 1] or [np.array([])])
 
         va, vb = centred(a), centred(b)
         test = f"Brown-Forsythe test of the spread over seeds ({a} vs {b}, every condition, centred per cell)"
@@ -116,9 +114,9 @@ def lower_spread(a: str, b: str, train_condition: str = "standard") -> Callable[
 def coverage_at_least(method: str, nominal: float, margin: float = 0.02) -> Callable[..., Verdict]:
     """The method's marginal intervals cover at least ``nominal - margin`` of the test samples: a
     one-sided t-test over (run, modality) coverages, scored by the runner on the clean test split."""
-    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
-        cov = [c for r in records if r.get("status") == "ok" and r["spec"]["method"] == method
-               for c in r.get("extras_test", {}).get("marginal_coverage", {}).get("coverage", [])]
+    def check(results: Results, long: pd.DataFrame) -> Verdict:
+        cov = [c for r in results.ok if r.method == method
+               for c in r.body.get("extras_test", {}).get("marginal_coverage", {}).get("coverage", [])]
         test = f"one-sided t-test of test coverage > {nominal - margin:.2f} (nominal {nominal:.2f} − {margin:.2f})"
         if len(cov) < 2:
             return Verdict("inconclusive", float("nan"), "—", test, f"needs runs of {method} with extras_test")
@@ -129,18 +127,19 @@ def coverage_at_least(method: str, nominal: float, margin: float = 0.02) -> Call
     return check
 
 
-def _paired_values(records: list[Record], a: str, b: str, value: Callable[[Record], float | None],
-                   where: Callable[[Record], bool]) -> tuple[np.ndarray, str]:
-    """Per (dataset, seed) differences value(a) - value(b) over the records that ``where`` keeps."""
+def _paired_values(results: Results, a: str, b: str, value: Callable[[RunRecord], float | None],
+                   where: Callable[[RunRecord], bool]) -> tuple[np.ndarray, str]:
+    """Per (dataset, training condition, seed) differences value(a) - value(b) over the records that
+    ``where`` keeps."""
     vals: dict[str, dict[tuple, float]] = {a: {}, b: {}}
-    for r in records:
-        s = r["spec"]
-        if r.get("status") == "ok" and s["method"] in vals and where(r):
+    for r in results.ok:
+        if r.method in vals and where(r):
             v = value(r)
             if v is not None:
-                vals[s["method"]][(s["dataset"], s["seed"])] = v
+                vals[r.method][(r.dataset, r.spec.train_condition, r.spec.seed)] = v
     common = sorted(set(vals[a]) & set(vals[b]))
-    return np.array([vals[a][k] - vals[b][k] for k in common]), f"{len(common)} (dataset, seed) pairs"
+    used = f"{len(common)} (dataset, training condition, seed) pairs"
+    return np.array([vals[a][k] - vals[b][k] for k in common]), used
 
 
 def _one_sided(d: np.ndarray, test: str, used: str, scale: float = 100.0, unit: str = "points") -> Verdict:
@@ -150,29 +149,29 @@ def _one_sided(d: np.ndarray, test: str, used: str, scale: float = 100.0, unit: 
     return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * scale:+.2f} {unit}", test, used)
 
 
-def two_modality_pid(r: Record) -> bool:
-    return r["spec"]["dataset"] == "synthetic_pid" and r["spec"]["dataset_params"].get("n_modalities") == 2
+def two_modality_pid(r: RunRecord) -> bool:
+    return r.spec.dataset == "synthetic_pid" and r.spec.dataset_params.get("n_modalities") == 2
 
 
 def smaller_gap(a: str, b: str, strong: str = "m0", weak: str = "m1") -> Callable[..., Verdict]:
     """a's modality gap, acc(only strong) - acc(only weak), is smaller than b's (two-modality
     synthetic_pid with a dominant modality); one-sided paired t-test of b's gap - a's gap."""
-    def gap(r: Record) -> float | None:
-        m = r["metrics"]
+    def gap(r: RunRecord) -> float | None:
+        m = r.metrics
         ks, kw = f"missing_pattern[{strong}]", f"missing_pattern[{weak}]"
         return m[ks]["accuracy"] - m[kw]["accuracy"] if ks in m and kw in m else None
 
-    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
-        d, used = _paired_values(records, b, a, gap, two_modality_pid)
+    def check(results: Results, long: pd.DataFrame) -> Verdict:
+        d, used = _paired_values(results, b, a, gap, two_modality_pid)
         return _one_sided(d, f"one-sided paired t-test of gap({b}) − gap({a}), gap = acc({strong} alone) − "
                           f"acc({weak} alone)", used + " on two-modality synthetic_pid")
     return check
 
 
-def condition_greater(a: str, b: str, key: str, where: Callable[[Record], bool] = two_modality_pid
+def condition_greater(a: str, b: str, key: str, where: Callable[[RunRecord], bool] = two_modality_pid
                       ) -> Callable[..., Verdict]:
-    def check(records: list[Record], long: pd.DataFrame) -> Verdict:
-        d, used = _paired_values(records, a, b, lambda r: r["metrics"].get(key, {}).get("accuracy"), where)
+    def check(results: Results, long: pd.DataFrame) -> Verdict:
+        d, used = _paired_values(results, a, b, lambda r: r.metrics.get(key, {}).get("accuracy"), where)
         return _one_sided(d, f"one-sided paired t-test of {a} − {b}, accuracy under {key}",
                           used + " on two-modality synthetic_pid")
     return check
@@ -230,24 +229,9 @@ CLAIMS: list[Claim] = [
 ]
 
 
-def scorecard(records: list[Record], methods: set[str] | None = None,
+def scorecard(results: Results, methods: set[str] | None = None,
               long: pd.DataFrame | None = None) -> list[tuple[Claim, Verdict]]:
-    """Every claim of ``methods`` checked on ``records``; ``long`` is their ``long_table`` when the caller
+    """Every claim of ``methods`` checked on ``results``; ``long`` is their ``long_table`` when the caller
     has it already."""
-    long = long_table(records) if long is None else long
-    return [(c, c.check(records, long)) for c in CLAIMS if methods is None or c.method in methods]
-
-
-def to_markdown(results: list[tuple[Claim, Verdict]], suite: str, missing_methods: list[str]) -> str:
-    lines = [f"# Claims scorecard: suite `{suite}`", "",
-             f"Each paper's qualitative claim, checked on the stored runs (alpha {ALPHA}). Supported: the "
-             "one-sided test in the claimed direction is significant; not supported: the opposite direction "
-             "is; inconclusive: neither, or the data are missing (the last column says which data were used).",
-             "", "| method | claim | test | effect | p | verdict | data used | source |",
-             "|---|---|---|---|---|---|---|---|"]
-    for c, v in results:
-        lines.append(f"| {c.method} | {c.statement} | {v.test} | {v.effect} | {fmt_p(v.p)} | **{v.verdict}** "
-                     f"| {v.used} | {c.source} |")
-    if missing_methods:
-        lines += ["", f"Methods with no claim written yet: {', '.join(missing_methods)}."]
-    return "\n".join(lines) + "\n"
+    long = long_table(results.table) if long is None else long
+    return [(c, c.check(results, long)) for c in CLAIMS if methods is None or c.method in methods]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.figures import FIGURES_DIR
+from benchmark.paths import FIGURES_DIR
 
 RESULTS_HELP = "results folder (default: the suite's own: results/ for full, results/NAME for the others)"
 
@@ -31,8 +31,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from benchmark.protocols import PROTOCOLS
 
     if args.what == "methods":
+        from benchmark.hparams import describe
+
         for name, p in sorted(registry.methods().items()):
-            print(f"{name:20s} {p.path.name}")
+            summary = (p.cls.__doc__ or "").strip().splitlines()
+            print(f"{name} ({p.path.name}): {summary[0] if summary else 'no docstring'}")
+            print("\n".join(describe(p.cls.Hparams)) or "  (no hyperparameters)")
     elif args.what == "datasets":
         for name, p in sorted(registry.datasets().items()):
             ds = p.cls()
@@ -104,70 +108,101 @@ def cmd_run(args: argparse.Namespace) -> int:
                         progress=not args.no_progress, backend=args.backend, workers=args.workers,
                         scheduler=args.scheduler)
     if not args.no_leaderboard:
-        _leaderboard(suite, results, cache)
+        _rebuild(args.suite, args.results)
     print(summary.text())
     return 1 if summary.failed or summary.failed_before else 0
 
 
-def _leaderboard(suite, results: Path, cache=None) -> None:
-    from benchmark.leaderboard import write_leaderboard
-    from benchmark.sweep import DataCache, plan, stored_records
+def _rebuild(name: str, results: Path | None) -> None:
+    """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import)."""
+    from benchmark.paths import REPO_ROOT
+    from benchmark.report import write_reports
+    from benchmark.results import load, suite_scope
 
-    runs = plan(suite, results, cache or DataCache())
-    records = stored_records(runs)
-    write_leaderboard(records, results, suite.name, suite.robustness_baseline, suite.selection_rule)
-    print(f"leaderboard of {len(records)}/{len(runs)} planned runs -> {results / 'leaderboard.md'}", file=sys.stderr)
-    planned = {r.path.name for r in runs}
-    other = [p for p in (results / "runs").glob("*.json") if p.name not in planned]
-    if other:
-        print(f"note: {len(other)} record(s) in {results / 'runs'} are not runs of this suite as the code stands "
-              "(another suite, or code changed since they ran); they are left out", file=sys.stderr)
+    scope = suite_scope(name, results)
+    out = scope.results_dir
+    loaded = load(out, scope)
+    figures = FIGURES_DIR if out.resolve() == (REPO_ROOT / "results").resolve() else out / "figures"
+    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, figures)
+    print(f"leaderboard of {len(loaded.records)} record(s) ({len(loaded.stale)} stale, {len(loaded.failed)} failed) "
+          f"-> {out / 'leaderboard.md'}", file=sys.stderr)
+    for note in loaded.notes():
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import update_readme
     from benchmark.paths import REPO_ROOT
-    from benchmark.suites import load_suite
+    from benchmark.report.readme import update_readme
 
-    suite = load_suite(args.suite)
-    results = args.results or suite.results_dir
     if args.record:
         from benchmark.provenance import record_leaderboard
 
+        results = args.results or _scope(args.suite).results_dir
         commit = record_leaderboard(args.suite, results)
         print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
               file=sys.stderr)
         return 0
-    _leaderboard(suite, results)
+    _rebuild(args.suite, args.results)
     if args.update_readme:
-        update_readme(REPO_ROOT / "README.md", results / "leaderboard.md")
+        update_readme(REPO_ROOT / "README.md", _scope(args.suite, args.results).results_dir / "leaderboard.md")
         print("README.md: leaderboard block replaced", file=sys.stderr)
     return 0
 
 
+def _scope(name: str, results: Path | None = None):
+    from benchmark.results import suite_scope
+
+    return suite_scope(name, results)
+
+
+def _selected(name: str, results: Path | None = None):
+    from benchmark.results import load
+    from benchmark.selection import select
+
+    scope = _scope(name, results)
+    return select(load(scope.results_dir, scope), scope.selection_rule)[0]
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     from benchmark.figures import draw_all
-    from benchmark.suites import load_suite
-    from benchmark.sweep import DataCache, plan, stored_records
 
-    cache = DataCache()
-
-    def suite_records(name: str, results: Path | None = None) -> list:
-        """Another suite's records: beside an explicit --results as ``DIR/NAME``, else its own folder."""
-        other = load_suite(name)
-        return stored_records(plan(other, results or (args.results / name if args.results else other.results_dir),
-                                   cache))
-
-    suite = load_suite(args.suite)
-    results = args.results or suite.results_dir
-    records = suite_records(args.suite, results)
-    if not records:
-        print(f"error: no record of suite {suite.name} in {results / 'runs'}; run "
-              f"`python -m benchmark run --suite {suite.name}` first", file=sys.stderr)
+    results = _selected(args.suite, args.results)
+    if not results.records:
+        print(f"error: no record of suite {results.scope.name} in {results.scope.results_dir / 'runs'}; run "
+              f"`python -m benchmark run --suite {args.suite}` first", file=sys.stderr)
         return 2
-    for name, result in draw_all(records, args.out, suite_records).items():
+
+    def suite_results(name: str):
+        """Another suite's results: beside an explicit --results as ``DIR/NAME``, else its own folder."""
+        return _selected(name, args.results / name if args.results else None)
+
+    for name, result in draw_all(results, args.out, suite_results).items():
         print(f"{name}: {result if isinstance(result, str) else ', '.join(str(p) for p in result)}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from benchmark.results import load
+
+    scope = _scope(args.suite, args.results)
+    table = load(scope.results_dir, scope).table
+    out = args.out or scope.results_dir / f"results.{args.format}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        table.to_csv(out, index=False)  # full precision: the values round-trip
+    else:
+        table.to_parquet(out, index=False)
+    print(f"{len(table)} rows ({table['run_id'].nunique()} runs) -> {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark.verify import verify
+
+    scope = _scope(args.suite, args.results)
+    report = verify(scope.results_dir, scope, args.sample, args.seed)
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def cmd_check_method(args: argparse.Namespace) -> int:
@@ -225,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-readme", action="store_true",
                    help="copy the tables into README.md between its leaderboard markers")
     p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("export", help="write the tidy results table (one row per run x condition x metric)")
+    p.add_argument("--suite", default="full", help="the suite whose records are exported (default: full)")
+    p.add_argument("--results", type=Path, help=RESULTS_HELP)
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--out", type=Path, help="the file to write (default: RESULTS/results.FORMAT)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="re-run a seeded sample of committed records and compare every metric")
+    p.add_argument("--suite", default="quick", help="the suite whose records are re-run (default: quick)")
+    p.add_argument("--results", type=Path, help=RESULTS_HELP)
+    p.add_argument("--sample", type=int, default=3, help="how many records to re-run (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the sample's choice (default 0)")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("check-method", help="conformance checks of a method file before it joins the leaderboard")
     p.add_argument("path", type=Path, help="the method file")
     p.add_argument("--seconds", type=int, default=120, help="time limit of each check (default 120)")

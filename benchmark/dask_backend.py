@@ -107,7 +107,7 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
 
 def run_on_dask(todo: list[Any], finish: Callable[[Any, dict[str, Any]], None], task: Callable[..., dict[str, Any]],
                 task_args: tuple[Any, ...], workers: int, scheduler: str | None) -> None:
-    """Run ``task(run.spec.to_json(), *task_args)`` for every run of ``todo`` on ``dask_client(workers,
+    """Run ``task(run.payload(), *task_args)`` for every run of ``todo`` on ``dask_client(workers,
     scheduler)``; ``finish(run, body)`` gets each result here, as it comes. A task whose worker dies is a
     failed run; the sweep goes on."""
     from dask.distributed import as_completed
@@ -125,7 +125,7 @@ def run_on_dask(todo: list[Any], finish: Callable[[Any, dict[str, Any]], None], 
             slots = max(1, sum(client.nthreads().values()))
             while pending and sum(not f.done() for f in futures) < slots:
                 r = next_run(pending, seconds)
-                future = client.submit(task, r.spec.to_json(), *task_args, key=f"run-{r.run_id}", pure=False)
+                future = client.submit(task, r.payload(), *task_args, key=f"run-{r.run_id}", pure=False)
                 futures[future] = r
                 running.add(future)
 

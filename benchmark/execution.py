@@ -10,6 +10,7 @@ import hashlib
 import math
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,9 @@ from benchmark.cost import inference_flops_per_sample
 from benchmark.data import Prepared
 from benchmark.environment import describe
 from benchmark.metrics import all_metrics, reliability_bins
-from benchmark.protocols import PROTOCOLS, Condition, apply_condition, get_protocol
+from benchmark.protocols import ResolvedCondition
 from benchmark.records import RunSpec
-from benchmark.seeding import set_determinism, torch_generator
+from benchmark.seeding import set_determinism
 from benchmark.timing import Clock, MemoryMeter
 
 #: Rows of predicted probabilities must sum to 1 within this tolerance.
@@ -33,6 +34,22 @@ CUDA_WARMUP_CALLS = 2
 SHIFT_FAMILIES = ("noise", "covariate", "correlation")
 #: Timed inference calls on the clean test split; the record keeps their median.
 INFERENCE_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class RunConditions:
+    """The run's resolved training condition and test grid (resolved once, when the suite is planned)."""
+
+    train: ResolvedCondition
+    tests: tuple[ResolvedCondition, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"train": [self.train.key, self.train.to_json()], "tests": [[c.key, c.to_json()] for c in self.tests]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunConditions:
+        return cls(ResolvedCondition.from_json(*d["train"]),
+                   tuple(ResolvedCondition.from_json(k, c) for k, c in d["tests"]))
 
 
 class InvalidPrediction(ValueError):
@@ -68,8 +85,9 @@ def _predict(method: Method, split: Split) -> torch.Tensor:
 
 
 def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
-            threads: int = 1) -> dict[str, Any]:
-    """Run ``spec`` and return the body of its record (status, metrics, timings, memory, cost)."""
+            conditions: RunConditions, threads: int = 1) -> dict[str, Any]:
+    """Run ``spec`` under its resolved ``conditions`` and return the body of its record (status, metrics,
+    timings, memory, cost)."""
     started = time.time()
     body: dict[str, Any] = {"spec": spec.to_json(), "status": "running"}
     clock, meter = Clock(device), MemoryMeter(device)
@@ -78,7 +96,7 @@ def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: tor
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(spec.seed)
             set_determinism(threads)
-            body.update(_train_and_evaluate(spec, method_cls, data, device, clock, meter))
+            body.update(_train_and_evaluate(spec, method_cls, data, device, conditions, clock, meter))
         body["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure of a method is recorded, never raised
         body["status"] = "failed"
@@ -90,16 +108,15 @@ def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: tor
     return body
 
 
-def _validation_metrics(method: Method, val: Split, train_cond: Condition, seed: int,
+def _validation_metrics(method: Method, val: Split, train_cond: ResolvedCondition, seed: int,
                         n_classes: int) -> dict[str, dict[str, float]]:
     """Validation scores for model selection: the clean validation split, and the validation split under
     the run's own training condition (what the method could see while training; label scarcity leaves
     validation as it is). Never a test condition."""
     clean = all_metrics(check_proba(_predict(method, val), len(val), n_classes), val.y.cpu().numpy())
-    proto = get_protocol(train_cond.protocol, "train")
-    if proto.family in ("standard", "labels"):
+    if train_cond.family in ("standard", "labels"):
         return {"clean": clean, "train_condition": clean}
-    shifted = proto.apply(val, proto.full_args(train_cond.args), seed)
+    shifted = train_cond.apply(val, seed)
     under = all_metrics(check_proba(_predict(method, shifted), len(shifted), n_classes), shifted.y.cpu().numpy())
     return {"clean": clean, "train_condition": under}
 
@@ -123,16 +140,15 @@ def score_method_extras(arrays: dict[str, dict[str, Any]], y: np.ndarray) -> dic
 
 
 def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
-                        clock: Clock, meter: MemoryMeter) -> dict[str, Any]:
+                        conditions: RunConditions, clock: Clock, meter: MemoryMeter) -> dict[str, Any]:
     budget = TrainBudget(**spec.budget)
-    hparams = hparams_from_dict(method_cls.Hparams, spec.hparams)
-    train_cond = Condition.parse(spec.train_condition)
-    train = apply_condition(data.splits["train"], train_cond, spec.seed, stage="train").to(device)
+    hparams = hparams_from_dict(method_cls.Hparams, spec.hparams, spec.method)
+    train_cond = conditions.train
+    train = train_cond.apply(data.splits["train"], spec.seed).to(device)
     val = data.splits["val"].to(device)
     test = data.splits["test"].to(device)
     method = method_cls(data.info, hparams)
-    ctx = TrainContext(device=device, seed=spec.seed, generator=torch_generator(spec.seed), budget=budget,
-                       clock=clock)
+    ctx = TrainContext.from_seed(spec.seed, budget, device, clock)
 
     with meter.phase() as fit_mem:
         t0 = clock.start()
@@ -145,18 +161,17 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     reliability: dict[str, Any] = {}
     worst_shift = ("", math.inf)
     with meter.phase() as eval_mem:
-        for key in spec.test_conditions:
-            cond = Condition.parse(key)
-            shifted = apply_condition(test, cond, spec.seed)
+        for cond in conditions.tests:
+            key = cond.key
+            shifted = cond.apply(test, spec.seed)
             view = shifted.without_labels()
             input_hashes[key] = input_hash(view)
             proba = check_proba(method.predict_proba(view.x, view.mask), len(shifted), data.info.n_classes)
-            proto = PROTOCOLS[cond.protocol]
-            metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": proto.family,
-                            "protocol": cond.protocol, "severity": proto.severity(cond.args)}
+            metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": cond.family,
+                            "protocol": cond.protocol, "severity": cond.severity}
             if key == "clean":
                 reliability["clean"] = reliability_bins(proba, shifted.y.cpu().numpy())
-            elif proto.family in SHIFT_FAMILIES and metrics[key]["accuracy"] < worst_shift[1]:
+            elif cond.family in SHIFT_FAMILIES and metrics[key]["accuracy"] < worst_shift[1]:
                 worst_shift = (key, metrics[key]["accuracy"])
                 reliability["strongest_shift"] = {"condition": key,
                                                   **reliability_bins(proba, shifted.y.cpu().numpy())}
@@ -182,6 +197,8 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     return {
         "hparams": hparams_to_dict(hparams),
         "metrics": metrics,
+        "conditions": {c.key: c.to_json() for c in conditions.tests},
+        "train_condition_resolved": train_cond.to_json(),
         "val_metrics": val_metrics,
         "reliability": reliability,
         "input_sha256": input_hashes,

@@ -1,23 +1,36 @@
-"""Figures: one script per figure in ``paper_figures/`` (files ``fig_*.py`` with a ``draw(records, out)``
-function), found by scanning the folder. They read stored records only; nothing trains."""
+"""Figures: one script per figure in ``paper_figures/`` (files ``fig_*.py`` with a ``draw(results, out)``
+function taking a ``benchmark.results.Results``), found by scanning the folder. They read stored records
+only (the tidy table and the typed records); nothing trains and nothing re-derives a key from a string.
+
+The results a figure gets are model-selected (one hyperparameter draw per method, dataset and training
+condition). Training conditions are never pooled: a figure draws one panel set per training condition,
+or the ``standard`` one (``main_condition``) and says so in its title.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-from benchmark.paths import REPO_ROOT
+import numpy as np
+import pandas as pd
 
-FIGURES_DIR = REPO_ROOT / "paper_figures"
-#: The training costs that figures put on an axis: label -> value of one record (NaN where not measured).
-TRAINING_COSTS: dict[str, Callable[[dict[str, Any]], float]] = {
-    "training time (s)": lambda r: r["timings"]["fit_seconds"],
-    "training FLOPs": lambda r: r["flops"].get("train_estimate") or math.nan,
-}
+from benchmark.paths import FIGURES_DIR
+from benchmark.records import RunRecord
+from benchmark.results import Results
+from benchmark.statistics import mean_interval
+
+#: The training condition that a figure with one panel set draws when the results hold it.
+STANDARD = "standard"
+#: The training costs that figures put on an axis: label -> run quantity (a metric of split ``run``).
+TRAINING_COSTS: dict[str, str] = {"training time (s)": "fit_seconds", "training FLOPs": "train_flops"}
+CONFIDENCE = 0.95
+
+
+class NoData(Exception):
+    """The results hold nothing this figure can draw (e.g. no run of the method it is about)."""
 
 
 def scripts(folder: Path = FIGURES_DIR) -> dict[str, ModuleType]:
@@ -31,10 +44,21 @@ def scripts(folder: Path = FIGURES_DIR) -> dict[str, ModuleType]:
     return out
 
 
-def draw_all(records: list[dict[str, Any]], out_dir: Path,
-             suite_records: Callable[[str], list[dict[str, Any]]] | None = None) -> dict[str, list[Path] | str]:
+def check_selected(results: Results) -> None:
+    """Figures average over seeds only: results with several hyperparameter draws of one method, dataset
+    and training condition must be model-selected first (benchmark.selection)."""
+    runs = results.runs()
+    draws = runs.groupby(["method", "dataset", "train_condition"])["draw"].nunique()
+    if (draws > 1).any():
+        first = draws[draws > 1].index[0]
+        raise ValueError(f"{first} has {draws[first]} hyperparameter draws: select one per method, dataset and "
+                         "training condition before drawing figures")
+
+
+def draw_all(results: Results, out_dir: Path,
+             suite_results: Callable[[str], Results] | None = None) -> dict[str, list[Path] | str]:
     """Every figure; one that has no data to draw says why instead of failing the others. A script that
-    sets ``SUITE = "name"`` draws that suite's records (``suite_records(name)``) instead."""
+    sets ``SUITE = "name"`` draws that suite's results (``suite_results(name)``) instead."""
     from benchmark import figure_style
 
     figure_style.apply()
@@ -42,38 +66,54 @@ def draw_all(records: list[dict[str, Any]], out_dir: Path,
     for name, module in scripts().items():
         own = getattr(module, "SUITE", None)
         try:
-            recs = suite_records(own) if own and suite_records else records
-            done[name] = module.draw(recs, out_dir)
+            res = suite_results(own) if own and suite_results else results
+            check_selected(res)
+            done[name] = module.draw(res, out_dir)
         except NoData as exc:
             done[name] = f"skipped: {exc}"
     return done
 
 
-class NoData(Exception):
-    """The records hold nothing this figure can draw (e.g. no run of the method it is about)."""
+def values(results: Results, metric: str = "accuracy", split: str = "test") -> pd.DataFrame:
+    """The table's rows of one metric on one split (``run`` for whole-run quantities such as fit_seconds)."""
+    t = results.table
+    return t[(t["split"] == split) & (t["metric"] == metric)]
 
 
-def ok_records(records: list[dict[str, Any]], method: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("status") == "ok" and (method is None or r["spec"]["method"] == method)]
+def training_conditions(table: pd.DataFrame) -> list[str]:
+    """The training conditions in ``table`` (a tidy table or a part of it), ``standard`` first."""
+    return sorted(map(str, pd.unique(table["train_condition"])), key=lambda c: (c != STANDARD, c))
 
 
-def by(records: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
-    """Group records by spec fields, in sorted order."""
-    out: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        out.setdefault(tuple(r["spec"][k] for k in keys), []).append(r)
-    return dict(sorted(out.items()))
+def main_condition(results: Results) -> str:
+    """The training condition a figure with one panel set draws: ``standard``, else the first there is."""
+    return ([*training_conditions(results.table), STANDARD])[0]
 
 
-def band(values: list[list[float]]) -> tuple[Any, Any, Any]:
-    """Mean and 95% t-band over seeds (rows) for each column; the band collapses with one seed."""
-    import numpy as np
+def of_condition(table: pd.DataFrame, condition: str) -> pd.DataFrame:
+    return table[table["train_condition"] == condition]
 
-    from benchmark.leaderboard import mean_interval
 
-    arr = np.asarray(values, dtype=float)
-    stats = [mean_interval(arr[:, j]) for j in range(arr.shape[1])]
-    mean = np.array([s[0] for s in stats])
-    lo = np.array([s[1] if np.isfinite(s[1]) else s[0] for s in stats])
-    hi = np.array([s[2] if np.isfinite(s[2]) else s[0] for s in stats])
+def records_by(results: Results, condition: str, method: str | None = None) -> dict[tuple[str, str], list[RunRecord]]:
+    """The finished runs of one training condition (of one base method), by (dataset, method label), in
+    sorted order; each list in seed order."""
+    out: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in results.ok:
+        if r.spec.train_condition == condition and (method is None or r.spec.method == method):
+            out.setdefault((r.dataset, r.method), []).append(r)
+    return {k: sorted(v, key=lambda r: r.spec.seed) for k, v in sorted(out.items())}
+
+
+def condition_title(condition: str) -> str:
+    return f"training condition: {condition}"
+
+
+def band(rows: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t band over seeds (rows) for each column (the tables' interval,
+    ``statistics.mean_interval``); the band collapses where it is undefined (one seed)."""
+    arr = np.asarray(rows, dtype=float)
+    cols = [mean_interval(arr[:, j], confidence) for j in range(arr.shape[1])]
+    mean = np.array([c[0] for c in cols])
+    lo = np.array([c[1] if np.isfinite(c[1]) else c[0] for c in cols])
+    hi = np.array([c[2] if np.isfinite(c[2]) else c[0] for c in cols])
     return mean, lo, hi

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Where the committed full suite's paper figures are drawn.
+FIGURES_DIR = REPO_ROOT / "paper_figures"
 
 
 def methods_dirs() -> list[Path]:

@@ -14,10 +14,12 @@ alone, then twice at once), runs one sweep (every method of the quick suite on s
 seeds) serially, on a Dask LocalCluster of 2 workers, on Dask again and serially again (each into a
 fresh results folder; the ABBA order cancels the host's drift), and prints the speed-up of the summed
 times (target >= 1.7 on 2 cores; the Dask time includes starting the cluster, which is also timed
-alone) and the runs' summed time per backend, then rebuilds the committed quick and full leaderboards
-from their records with nothing to train (target < 5 s).
+alone) and the runs' summed time per backend. With ``--sweep`` or ``--rebuild``, it rebuilds the
+committed quick and full leaderboards from their records as new processes, by this code and by the
+code of ``--rebuild-baseline`` on its own committed records, side by side (target < 3 s for full).
 
     python -m benchmark.perf [--epochs 20] [--repeats 9] [--sweep [--sweep-seeds 12] [--sweep-rounds 2]]
+                             [--rebuild [--rebuild-baseline REV]]
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from benchmark import registry
 from benchmark.contracts import TrainBudget, TrainContext
 from benchmark.seeding import set_determinism, torch_generator
-from benchmark.timing import Clock
 
 
 def _setup(epochs: int):
@@ -46,7 +47,7 @@ def _setup(epochs: int):
 def run_suite(data, budget, cls) -> float:
     torch.manual_seed(0)
     method = cls(data.info)
-    ctx = TrainContext(torch.device("cpu"), 0, torch_generator(0), budget, Clock(torch.device("cpu")))
+    ctx = TrainContext.from_seed(0, budget)
     t0 = time.perf_counter()
     method.fit(data.splits["train"], data.splits["val"], ctx)
     return time.perf_counter() - t0
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-dataset", default="synthetic_pid", help="dataset of the timed sweep")
     parser.add_argument("--sweep-rounds", type=int, default=2, choices=(1, 2),
                         help="2 (default): serial, Dask, Dask, serial, against the host's drift; 1: once each")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="time rebuilds of the committed leaderboards against the baseline revision's code")
+    parser.add_argument("--rebuild-baseline", default=REBUILD_BASELINE, help="the revision rebuilds are compared with")
     parser.add_argument("--coalitions", action="store_true",
                         help="also time conformal_shapley's exact and fast modes against early_fusion on mfeat")
     args = parser.parse_args(argv)
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DataLoader loop / runner = {med['dataloader'] / med['runner']:.3f}   (target >= 1.3)")
     if args.sweep:
         sweep_benchmark(args.sweep_seeds, args.sweep_dataset, args.sweep_rounds)
+    if args.sweep or args.rebuild:
+        rebuild_benchmark(args.rebuild_baseline)
     if args.coalitions:
         coalition_cost(data, budget)
     return 0
@@ -131,7 +137,7 @@ def coalition_cost(data, budget: TrainBudget) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(0)
             method = cls(data.info, cls.Hparams(**values))
-            ctx = TrainContext(torch.device("cpu"), 0, torch_generator(0), quick, Clock(torch.device("cpu")))
+            ctx = TrainContext.from_seed(0, quick)
             t0 = time.perf_counter()
             method.fit(data.splits["train"], data.splits["val"], ctx)
             seconds = time.perf_counter() - t0
@@ -187,13 +193,9 @@ def cluster_start_seconds(workers: int = 2) -> float:
 
 def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 2) -> None:
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
-    from benchmark.cli import _leaderboard
-    from benchmark.suites import load_suite
-    from benchmark.sweep import DataCache
 
     def timed(*cmd: str) -> float:
         return _python_seconds("-m", "benchmark", *cmd)
@@ -216,17 +218,6 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 
             # The runs' own wall times, summed: how much slower one run is beside another on a worker.
             busy[backend] += sum(json.loads(p.read_text())["wall_seconds"] for p in recs)
     serial, dask = sum(wall["serial"]), sum(wall["dask"])
-    # The committed leaderboards rebuilt from their records, nothing to train, in a copy of each results
-    # folder: as a fresh process (interpreter start and imports included) and in this process (the work).
-    rebuild = {}
-    for name in ("quick", "full"):
-        suite = load_suite(name)
-        with tempfile.TemporaryDirectory() as tmp:
-            shutil.copytree(suite.results_dir / "runs", Path(tmp) / "runs")
-            cold = timed("leaderboard", "--suite", name, "--results", tmp)
-            t0 = time.perf_counter()
-            _leaderboard(suite, Path(tmp), DataCache())
-            rebuild[name] = (len(list((Path(tmp) / "runs").glob("*.json"))), cold, time.perf_counter() - t0)
     floors = {what: _import_seconds(modules) for what, modules in IMPORT_FLOORS.items()}
     ceiling = 2 * alone / together
     print(f"this machine's ceiling for 2 processes: the same work alone {alone:.2f} s, two at once "
@@ -238,20 +229,53 @@ def sweep_benchmark(n_seeds: int, dataset: str = "synthetic_pid", rounds: int = 
           f"so Dask reaches {serial / dask / ceiling:.0%} of this machine's ceiling)")
     print(f"  the runs' own time, summed: serial {busy['serial']:.1f} s, Dask {busy['dask']:.1f} s "
           f"({busy['dask'] / busy['serial']:.2f}x); the rest of the Dask time is start-up and the tail")
-    for name, (n, cold, work) in rebuild.items():
-        print(f"leaderboard rebuild of the committed {name} suite ({n} records), nothing to train: {cold:.2f} s as a "
-              f"new process, {work:.2f} s of work (target < 5 s)")
     print("  of a new process, importing: " + "; ".join(f"{what} {t:.2f} s" for what, t in floors.items()))
 
 
-#: What a leaderboard rebuild imports before it reads a record: the statistics libraries it is built on,
-#: and all of it (those, torch and the registry: planning the suite's runs imports every method).
+#: The code a rebuild is compared with: the last commit before rebuilds read records instead of plans.
+REBUILD_BASELINE = "cc1422f"
+
+
+def rebuild_benchmark(baseline: str = REBUILD_BASELINE, rounds: int = 3) -> None:
+    """The committed quick and full leaderboards rebuilt from their records as new processes (interpreter
+    start and imports included), by this code and by the ``baseline`` revision's code on its own
+    committed records, interleaved, median of ``rounds`` each: the side-by-side that issue 18 asked for."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from benchmark.paths import REPO_ROOT
+    from benchmark.results import suite_scope
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", baseline], cwd=REPO_ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        for name in ("quick", "full"):
+            now = Path(tmp) / f"now-{name}"
+            shutil.copytree(suite_scope(name).results_dir / "runs", now / "runs")
+            old = base / ("results" if name == "full" else f"results/{name}")
+            times: dict[str, list[float]] = {"this code": [], f"{baseline}": []}
+            for _ in range(rounds):
+                times["this code"].append(_python_seconds("-m", "benchmark", "leaderboard", "--suite", name,
+                                                          "--results", str(now)))
+                times[baseline].append(_python_seconds("-m", "benchmark", "leaderboard", "--suite", name,
+                                                       "--results", str(old), cwd=base))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            n = len(list((now / "runs").glob("*.json")))
+            print(f"rebuild of the committed {name} leaderboard ({n} records) as a new process: this code "
+                  f"{med['this code']:.2f} s, {baseline} {med[baseline]:.2f} s on its own records "
+                  f"(median of {rounds}; target < 3 s for full)")
+    print("  of a new process, importing: " + "; ".join(
+        f"{what} {_import_seconds(modules):.2f} s" for what, modules in IMPORT_FLOORS.items()))
+
+
+#: What a leaderboard rebuild imports before it reads a record: the libraries it is built on, and all of it.
 IMPORT_FLOORS = {
-    "the statistics libraries (pandas, scipy.stats, statsmodels, scikit-posthocs)":
-        "pandas, scipy.stats, statsmodels.formula.api, scikit_posthocs",
-    "everything it imports (those, torch, the registry, the protocols)":
-        "statsmodels.formula.api, benchmark.cli, benchmark.sweep, benchmark.leaderboard, benchmark.stat_report, "
-        "benchmark.claims, benchmark.html_page",
+    "pandas, scipy.stats, statsmodels (the mixed model), jinja2":
+        "pandas, scipy.stats, statsmodels.formula.api, jinja2",
+    "everything a rebuild imports": "statsmodels.formula.api, benchmark.cli, benchmark.report, benchmark.results",
 }
 
 
@@ -261,10 +285,10 @@ def _import_seconds(modules: str, rounds: int = 3) -> float:
     return statistics.median(_python_seconds("-c", f"import {modules}") for _ in range(rounds)) - bare
 
 
-def _python_seconds(*args: str) -> float:
+def _python_seconds(*args: str, cwd=None) -> float:
     """Wall time of ``python ARGS`` in a fresh interpreter (this one's), its output discarded."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True, capture_output=True)
+    subprocess.run([sys.executable, *args], check=True, capture_output=True, cwd=cwd)
     return time.perf_counter() - t0
 
 

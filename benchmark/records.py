@@ -1,24 +1,32 @@
-"""Run specs, run ids and run records (one JSON file per run, written atomically)."""
+"""Run specs, run ids and run records (one JSON file per run, written atomically), and ``RunRecord``: a
+record read back, validated in one place. Nothing here imports torch, so reading results back is cheap.
+
+A run id hashes the spec, the method's and the loader's sources, the data checksum, the protocols'
+versions and ``ENGINE_VERSION`` (bumped by hand when a change to the engine changes what a run computes;
+``python -m benchmark verify`` re-runs committed records to catch a change that should have bumped it).
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from benchmark import ENGINE_VERSION
 from benchmark.paths import REPO_ROOT
+from benchmark.version import ENGINE_VERSION
 
-#: Engine modules whose code changes what a run computes; their source is part of every run_id.
-ENGINE_SOURCES = ("contracts.py", "data.py", "training.py", "metrics.py", "execution.py", "seeding.py",
-                  "timing.py", "cost.py", "hparams.py",
-                  "protocols/__init__.py", "protocols/base.py", "protocols/missing.py",
-                  "protocols/noise.py", "protocols/shift.py", "protocols/training.py")
+#: The layout of a record file; version 1 had no provenance and no resolved conditions.
+RECORD_VERSION = 2
+STATUSES = ("ok", "failed")
+_RUN_ID = re.compile(r"^[0-9a-f]{20}$")
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,16 @@ class RunSpec:
         return f"{self.method} on {self.dataset} ({self.train_condition}, seed {self.seed})"
 
 
-def dataset_label(spec: dict[str, Any]) -> str:
+def dataset_label(spec: dict[str, Any] | RunSpec) -> str:
     """The dataset as tables name it: its name, with its parameters when the suite set any
     (``synthetic_pid[n_modalities=4]``), so variants of one dataset are never pooled or paired."""
-    params = spec.get("dataset_params") or {}
+    if isinstance(spec, RunSpec):
+        name, params = spec.dataset, spec.dataset_params
+    else:
+        name, params = spec["dataset"], spec.get("dataset_params") or {}
     if not params:
-        return str(spec["dataset"])
-    return f"{spec['dataset']}[{','.join(f'{k}={params[k]}' for k in sorted(params))}]"
+        return str(name)
+    return f"{name}[{','.join(f'{k}={params[k]}' for k in sorted(params))}]"
 
 
 def dataset_name(label: str) -> str:
@@ -66,17 +77,45 @@ def dataset_name(label: str) -> str:
     return label.partition("[")[0]
 
 
-def engine_hash() -> str:
-    h = hashlib.sha256(ENGINE_VERSION.encode())
-    for name in ENGINE_SOURCES:
-        h.update((REPO_ROOT / "benchmark" / name).read_bytes())
-    return h.hexdigest()
+def relative_to_checkout(path: Path) -> str:
+    """A path as records store it: relative to the checkout when inside it (records never hold a
+    machine's absolute paths for the built-in plug-ins), else as given."""
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
-def run_id(spec: RunSpec, method_source: str, dataset_source: str, dataset_checksum: str, engine: str) -> str:
+@dataclass(frozen=True)
+class Provenance:
+    """What a run's numbers depend on besides its spec. Every field but the two file names is hashed
+    into the run id; the file names let a rebuild re-hash the sources and flag a stale record."""
+
+    engine_version: str
+    method_file: str
+    method_source: str
+    dataset_file: str
+    dataset_source: str
+    dataset_checksum: str
+    protocols: str  # ``key@version`` of every training and test condition, joined by "|"
+
+    def to_json(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Provenance:
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(d))
+        if missing or not all(isinstance(d[k], str) for k in names):
+            raise ValueError(f"provenance needs the string fields {sorted(names)} (missing: {missing})")
+        return cls(**{k: d[k] for k in names})
+
+
+def run_id(spec: RunSpec, provenance: Provenance) -> str:
     payload = json.dumps(
-        {"spec": spec.to_json(), "method_source": method_source, "dataset_source": dataset_source,
-         "dataset_checksum": dataset_checksum, "engine": engine},
+        {"spec": spec.to_json(), "engine_version": provenance.engine_version,
+         "method_source": provenance.method_source, "dataset_source": provenance.dataset_source,
+         "dataset_checksum": provenance.dataset_checksum, "protocols": provenance.protocols},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -103,9 +142,182 @@ def write_atomic(path: Path, record: dict[str, Any]) -> None:
         raise
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A record, or None when the file is unreadable (then the run counts as not done)."""
+class RecordError(ValueError):
+    """A record file that is not a valid record: names the file and the reason."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run's record, validated. ``body`` keeps the whole JSON (epoch logs, extras, reliability bins)
+    for the few readers that need more than the typed fields."""
+
+    path: Path
+    run_id: str
+    spec: RunSpec
+    status: str
+    version: int
+    provenance: Provenance | None  # None for version-1 records
+    metrics: dict[str, dict[str, Any]]
+    conditions: dict[str, dict[str, Any]]  # key -> resolved condition (protocol, args, family, severity, curve)
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def method(self) -> str:
+        """The row label of the method (a suite's variant label once variants exist; the method's name now)."""
+        return str(self.body.get("label") or self.spec.method)
+
+    @property
+    def dataset(self) -> str:
+        return dataset_label(self.spec)
+
+    @property
+    def error(self) -> dict[str, str]:
+        return self.body.get("error") or {}
+
+    def stale_reason(self, hashes: SourceHashes) -> str:
+        """Why this record no longer matches the code ('' when it does): an older record layout or engine
+        version, or a method or loader whose source changed since the run."""
+        if self.provenance is None:
+            return f"record version {self.version} (before provenance was recorded)"
+        p = self.provenance
+        if p.engine_version != ENGINE_VERSION:
+            return f"engine version {p.engine_version}, now {ENGINE_VERSION}"
+        for what, file, source in (("method", p.method_file, p.method_source),
+                                   ("dataset loader", p.dataset_file, p.dataset_source)):
+            now = hashes.of(file, what)
+            if now is None:
+                return f"{what} file {file} no longer exists"
+            if now != source:
+                return f"{what} source {file} changed since the run"
+        return ""
+
+
+class SourceHashes:
+    """Current source hashes of plug-in files, each file hashed once per rebuild (no import)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str | None] = {}
+
+    def of(self, file: str, kind: str) -> str | None:
+        """The hash of a ``method`` or ``dataset loader`` file with the blocks it imports."""
+        if file not in self._cache:
+            from benchmark.paths import datasets_dirs, methods_dirs
+            from benchmark.sources import plugin_source_hash
+
+            path = Path(file) if Path(file).is_absolute() else REPO_ROOT / file
+            dirs = methods_dirs() if kind == "method" else datasets_dirs()
+            self._cache[file] = plugin_source_hash(path, dirs) if path.is_file() else None
+        return self._cache[file]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_spec(d: Any) -> RunSpec:
+    if not isinstance(d, dict):
+        raise ValueError("no spec object")
+    names = {f.name for f in fields(RunSpec)}
+    unknown, missing = sorted(set(d) - names), sorted({"method", "dataset", "seed"} - set(d))
+    if unknown or missing:
+        raise ValueError(f"spec has unknown fields {unknown} or lacks {missing}")
+    types = {"method": str, "dataset": str, "train_condition": str, "hparams": dict, "dataset_params": dict,
+             "budget": dict, "test_conditions": list}
+    for key, kind in types.items():
+        if key in d and not isinstance(d[key], kind):
+            raise ValueError(f"spec.{key} should be a {kind.__name__}, got {d[key]!r}")
+    for key in ("seed", "draw"):
+        if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < 0):
+            raise ValueError(f"spec.{key} should be a non-negative integer, got {d[key]!r}")
+    if not all(isinstance(c, str) for c in d.get("test_conditions", [])):
+        raise ValueError("spec.test_conditions should be a list of condition keys")
+    return RunSpec.from_json(d)
+
+
+def parse_record(body: Any, path: Path) -> RunRecord:
+    """``body`` (a record file's JSON) as a RunRecord, or a RecordError naming ``path`` and what is wrong.
+    A record is valid when its spec, status, run id (the file's, and for version-2 records the one its
+    spec and provenance hash to) and its metrics or error hold together."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        if not isinstance(body, dict):
+            raise ValueError(f"a record is a JSON object, got {type(body).__name__}")
+        spec = _check_spec(body.get("spec"))
+        rid = body.get("run_id")
+        if not isinstance(rid, str) or not _RUN_ID.match(rid):
+            raise ValueError(f"run_id should be 20 hex digits, got {rid!r}")
+        if path.suffix == ".json" and "__" in path.stem and path.stem.rsplit("__", 1)[1] != rid:
+            raise ValueError(f"run_id {rid} is not the one in the file name ({path.name})")
+        status = body.get("status")
+        if status not in STATUSES:
+            raise ValueError(f"status should be one of {list(STATUSES)}, got {status!r}")
+        version = body.get("record_version", 1)
+        provenance = None
+        if version != 1:
+            if version != RECORD_VERSION:
+                raise ValueError(f"record_version {version!r} is not one this code reads (1 or {RECORD_VERSION})")
+            provenance = Provenance.from_json(body.get("provenance") or {})
+            if run_id(spec, provenance) != rid:
+                raise ValueError(f"its spec and provenance hash to run id {run_id(spec, provenance)}, not {rid} "
+                                 "(the file holds another run's record)")
+        metrics = body.get("metrics") or {}
+        conditions = body.get("conditions") or {}
+        if status == "ok":
+            if not isinstance(metrics, dict) or not spec.test_conditions:
+                raise ValueError("an ok record needs its metrics and its spec's test conditions")
+            for key in spec.test_conditions:
+                m = metrics.get(key)
+                if not isinstance(m, dict) or not _number(m.get("accuracy")) or not 0 <= m["accuracy"] <= 1:
+                    raise ValueError(f"metrics of condition {key!r} missing or without an accuracy in [0, 1]")
+            if version != 1 and set(conditions) != set(spec.test_conditions):
+                raise ValueError("its resolved conditions are not its spec's test conditions")
+            timings = body.get("timings")
+            if not isinstance(timings, dict) or not _number(timings.get("fit_seconds")):
+                raise ValueError("an ok record needs timings.fit_seconds")
+        else:
+            err = body.get("error")
+            if not isinstance(err, dict) or not isinstance(err.get("message"), str):
+                raise ValueError("a failed record needs error.type and error.message")
+    except (ValueError, TypeError) as exc:
+        raise RecordError(path, str(exc)) from None
+    if version == 1:
+        conditions = {key: legacy_condition(key, metrics[key].get("family", ""), metrics[key].get("severity"))
+                      for key in spec.test_conditions if key in metrics}
+    return RunRecord(path, rid, spec, status, version, provenance, metrics, conditions, body)
+
+
+def load_record(path: Path) -> RunRecord:
+    """The record at ``path``, validated; a RecordError names the file and the reason."""
+    try:
+        body = json.loads(path.read_text())
+    except OSError as exc:
+        raise RecordError(path, f"cannot be read ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(path, f"is not valid JSON ({exc}); a write was probably cut short") from None
+    return parse_record(body, path)
+
+
+@functools.cache
+def legacy_condition(key: str, family: str, severity: float | None) -> dict[str, Any]:
+    """A version-1 record's condition, resolved from its key and stored family and severity: the curve is
+    the protocol with its arguments other than the severity (the last argument equal to it)."""
+    protocol, _, rest = key.partition("[")
+    args = [a.strip() for a in rest[:-1].split(",")] if rest else []
+    others = list(args)
+    if severity is not None:
+        for i in range(len(others) - 1, -1, -1):
+            try:
+                if math.isclose(float(others[i]), float(severity)):
+                    del others[i]
+                    break
+            except ValueError:
+                continue
+    return {"protocol": protocol, "args": args, "family": family or protocol, "severity": severity,
+            "curve": f"{protocol}[{','.join(others)}]", "version": None}

@@ -8,10 +8,8 @@ Files whose name starts with ``_`` are shared building blocks, not plug-ins.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
-import re
 import sys
 import types
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 from benchmark.contracts import Method
 from benchmark.data import Dataset
 from benchmark.paths import datasets_dirs, methods_dirs
+from benchmark.sources import hash_files, package_blocks, used_blocks
 
 METHODS_PACKAGE = "benchmark.plugins_methods"
 DATASETS_PACKAGE = "benchmark.plugins_datasets"
@@ -46,31 +45,6 @@ def _mount(package: str, dirs: list[Path]) -> None:
         mod.__path__[:] = paths  # type: ignore[index]
 
 
-_IMPORT = re.compile(r"(?:from\s+(?:\.|benchmark\.plugins_\w+\.)|import\s+benchmark\.plugins_\w+\.)(_\w+)")
-
-
-def used_blocks(path: Path, blocks: list[Path]) -> list[Path]:
-    """The shared ``_*.py`` blocks a plug-in imports, directly or through another block: only those are
-    part of its source hash, so adding or editing an unrelated block leaves its records valid."""
-    by_stem = {b.stem: b for b in blocks}
-    seen: dict[str, Path] = {}
-    todo = [path]
-    while todo:
-        for stem in _IMPORT.findall(todo.pop().read_text()):
-            if stem in by_stem and stem not in seen:
-                seen[stem] = by_stem[stem]
-                todo.append(by_stem[stem])
-    return [seen[k] for k in sorted(seen)]
-
-
-def _hash_files(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 #: Plug-in files that failed to import: path -> error. They are reported, and the others still work.
 BROKEN: dict[str, str] = {}
 
@@ -78,8 +52,8 @@ BROKEN: dict[str, str] = {}
 def _scan(package: str, dirs: list[Path], base: type, kind: str) -> dict[str, Plugin]:
     _mount(package, dirs)
     found: dict[str, Plugin] = {}
+    blocks = package_blocks(dirs)
     for d in dirs:
-        blocks = sorted(d.glob("_*.py"))
         for path in sorted(d.glob("*.py")):
             if path.name.startswith("_"):
                 continue
@@ -104,7 +78,7 @@ def _plugins_in(module: types.ModuleType, base: type, path: Path, blocks: list[P
     classes = [obj for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__
                and isinstance(getattr(obj, "name", None), str)]
-    source = _hash_files([path, *used_blocks(path, blocks)]) if classes else ""
+    source = hash_files([path, *used_blocks(path, blocks)]) if classes else ""
     return [Plugin(obj.name, obj, path, source) for obj in classes]
 
 
@@ -150,8 +124,7 @@ def _load_file(path: Path) -> dict[str, Plugin]:
         except Exception:
             sys.modules.pop(modname, None)
             raise
-    blocks = sorted((methods_dirs()[0]).glob("_*.py"))
-    return {plugin.name: plugin for plugin in _plugins_in(module, Method, path, blocks)}
+    return {plugin.name: plugin for plugin in _plugins_in(module, Method, path, package_blocks(methods_dirs()))}
 
 
 @cache

@@ -1,53 +1,21 @@
-"""Robustness summaries from one run's metrics: the area under each accuracy-versus-severity curve on
-the grid that was actually run, the worst condition, and MultiBench's relative and effective robustness
-against a baseline that the suite names.
+"""Robustness summaries of each run, from the tidy results table: the area under each accuracy-versus-
+severity curve on the grid that was actually run, the worst condition, and effective robustness against
+a baseline that the suite names.
 
-- A curve is one protocol with its other parameters fixed (e.g. ``gaussian_noise`` on ``pixels``),
-  with the clean accuracy at severity 0. Its area is the trapezoid rule over the severities present,
-  divided by the grid's width (so it is a mean accuracy, comparable across grids).
-- Relative robustness of a family = the mean normalised area of its curves.
-- Effective robustness vs baseline b = the area of (acc(s) - acc(0)) minus the baseline's: the accuracy
-  a method keeps beyond what b keeps, after equalising clean accuracy. Computed per seed, paired.
+- Curve: the conditions of one protocol that differ only in severity (``gaussian_noise[pixels,*]``),
+  with the clean accuracy at severity 0; its area is normalised by the grid's width (the mean height of
+  the curve, in accuracy units). A family's area is the mean over its curves.
+- Effective robustness of a method m against a baseline b, per family: (area_m - clean_m) minus
+  (area_b - clean_b), the accuracy m keeps beyond what b keeps after equalising clean accuracy;
+  computed per seed, paired.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
-
-from benchmark.protocols import PROTOCOLS, Condition
-
-
-def curves(record: dict[str, Any]) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """(family, curve name) -> (severities, accuracies), clean included at severity 0."""
-    metrics = record["metrics"]
-    clean = metrics.get("clean", {}).get("accuracy", math.nan)
-    points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for key, m in metrics.items():
-        if m.get("severity") is None:
-            continue
-        points[_curve_of(key)].append((float(m["severity"]), m["accuracy"]))
-    out = {}
-    for name, pts in points.items():
-        pts = sorted([(0.0, clean), *pts])
-        sev, acc = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
-        out[name] = (sev, acc)
-    return out
-
-
-@functools.cache
-def _curve_of(key: str) -> tuple[str, str]:
-    """(family, curve name) of a condition key: the protocol with its parameters other than severity.
-    Cached: every record of a suite repeats the same keys, and parsing them dominated a rebuild."""
-    cond = Condition.parse(key)
-    proto = PROTOCOLS[cond.protocol]
-    full = proto.full_args(cond.args)
-    others = [str(a) for p, a in zip(proto.params, full, strict=True) if p.name != proto.severity_param]
-    return proto.family, f"{cond.protocol}[{','.join(others)}]"
+import pandas as pd
 
 
 def normalised_area(severity: np.ndarray, accuracy: np.ndarray) -> float:
@@ -55,24 +23,73 @@ def normalised_area(severity: np.ndarray, accuracy: np.ndarray) -> float:
     return float(np.trapezoid(accuracy, severity) / width) if width > 0 else float(accuracy.mean())
 
 
-def summarize(record: dict[str, Any]) -> dict[str, float | str]:
-    """``auc_<family>`` per family with curves, and the worst non-clean condition."""
-    by_family: dict[str, list[float]] = defaultdict(list)
-    for (family, _), (sev, acc) in curves(record).items():
-        by_family[family].append(normalised_area(sev, acc))
-    out: dict[str, float | str] = {f"auc_{fam}": float(np.mean(v)) for fam, v in sorted(by_family.items())}
-    shifted = {k: m["accuracy"] for k, m in record["metrics"].items() if k != "clean"}
-    if shifted:
-        worst = min(shifted, key=shifted.get)
-        out["worst_accuracy"], out["worst_condition"] = shifted[worst], worst
+def test_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """The test accuracies of every run, ordered by run and condition key."""
+    rows = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
+    return rows.sort_values(["run_id", "condition"], kind="stable")
+
+
+def curves_of_run(conditions: np.ndarray, families: np.ndarray, curve_names: np.ndarray, severities: np.ndarray,
+                  accuracies: np.ndarray) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """(family, curve) -> (severities, accuracies) of one run, clean included at severity 0; the arrays
+    are the run's test-accuracy rows in condition-key order."""
+    clean = accuracies[conditions == "clean"]
+    clean_acc = float(clean[0]) if len(clean) else np.nan
+    points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for fam, name, sev, acc in zip(families, curve_names, severities, accuracies, strict=True):
+        if np.isfinite(sev):
+            points[(fam, name)].append((float(sev), float(acc)))
+    out = {}
+    for key, pts in points.items():
+        pts = sorted([(0.0, clean_acc), *pts])
+        out[key] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
     return out
 
 
-def effective_robustness(method: dict[str, Any], baseline: dict[str, Any],
-                         summaries: tuple[dict, dict] | None = None) -> dict[str, float]:
-    """``er_<family>``: (area - clean) of the method minus that of the baseline, same seed and grid.
-    ``summaries`` passes their ``summarize`` results when the caller has them already."""
-    sm, sb = summaries or (summarize(method), summarize(baseline))
-    cm, cb = method["metrics"]["clean"]["accuracy"], baseline["metrics"]["clean"]["accuracy"]
-    return {f"er_{k[4:]}": (float(sm[k]) - cm) - (float(sb[k]) - cb)
-            for k in sm if k.startswith("auc_") and k in sb}
+def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run (index run_id): ``auc_<family>`` for every family with curves, the worst non-clean
+    condition and its accuracy (ties: the first condition key in sorted order). Computed for every run
+    at once: each curve's points sorted by (severity, accuracy) with the clean point at 0, its normalised
+    area, and the curves' mean per family."""
+    acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
+    run = acc["run_id"].astype(str).to_numpy()
+    cond = acc["condition"].astype(str).to_numpy()
+    value = acc["value"].to_numpy(float)
+    severity = acc["severity"].to_numpy(float)
+    clean = pd.Series(value[cond == "clean"], index=run[cond == "clean"])
+    out = pd.DataFrame(index=pd.Index(sorted(set(run)), name="run_id"))
+    on_curve = np.isfinite(severity)
+    if on_curve.any():
+        pts = pd.DataFrame({"run_id": run[on_curve], "family": acc["family"].astype(str).to_numpy()[on_curve],
+                            "curve": acc["curve"].astype(str).to_numpy()[on_curve],
+                            "severity": severity[on_curve], "value": value[on_curve]})
+        origin = pts.drop_duplicates(["run_id", "family", "curve"]).assign(severity=0.0)
+        origin["value"] = clean.reindex(origin["run_id"]).to_numpy()
+        pts = pd.concat([pts, origin]).sort_values(["run_id", "family", "curve", "severity", "value"],
+                                                   kind="stable")
+        keys = pts[["run_id", "family", "curve"]].to_numpy()
+        s, a = pts["severity"].to_numpy(), pts["value"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+        # np.trapezoid and np.mean per curve, as the definition reads: bit for bit the same areas whatever
+        # the order of the records (a vectorised sum differs in the last bit and flips printed roundings).
+        areas: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for lo, hi in zip(starts, np.r_[starts[1:], len(s)], strict=True):
+            areas[(keys[lo, 0], keys[lo, 1])].append(normalised_area(s[lo:hi], a[lo:hi]))
+        auc = pd.Series({k: float(np.mean(v)) for k, v in areas.items()}).unstack()
+        out = out.join(auc.rename(columns=lambda f: f"auc_{f}"))
+    shifted = pd.DataFrame({"run_id": run, "condition": cond, "value": value})[cond != "clean"]
+    worst = shifted.sort_values(["run_id", "value", "condition"], kind="stable").drop_duplicates("run_id")
+    worst = worst.set_index("run_id")
+    out["worst_accuracy"] = worst["value"]
+    out["worst_condition"] = worst["condition"]
+    return out
+
+
+def effective_robustness(method: pd.Series, baseline: pd.Series) -> dict[str, float]:
+    """``er_<family>`` of one run against the baseline's run of the same seed (rows of ``per_run``)."""
+    out = {}
+    for k in method.index:
+        if k.startswith("auc_") and k in baseline.index and pd.notna(method[k]) and pd.notna(baseline[k]):
+            out[f"er_{k[4:]}"] = ((float(method[k]) - method["clean_accuracy"])
+                                  - (float(baseline[k]) - baseline["clean_accuracy"]))
+    return out

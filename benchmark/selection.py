@@ -14,29 +14,31 @@ The score of a draw is its mean over the seeds that finished; ties go to the low
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
-from benchmark.records import dataset_label
+from benchmark.results import Results
 
-Record = dict[str, Any]
+GROUP = ["method", "dataset", "train_condition"]
 
 
-def _val(key: str) -> Callable[[Record], float]:
-    def score(r: Record) -> float:
-        return float(r.get("val_metrics", {}).get(key, {}).get("accuracy", math.nan))
+def _val(condition: str) -> pd.Series:
+    def score(table: pd.DataFrame) -> pd.Series:
+        rows = table[(table["split"] == "val") & (table["condition"] == condition) & (table["metric"] == "accuracy")]
+        return rows.set_index("run_id", drop=True)["value"]
     return score
 
 
-def _oracle(r: Record) -> float:
-    return float(np.mean([m["accuracy"] for m in r["metrics"].values()]))
+def _oracle(table: pd.DataFrame) -> pd.Series:
+    rows = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
+    return rows.groupby("run_id", observed=True, sort=False)["value"].mean()
 
 
 class Rule(NamedTuple):
-    score: Callable[[Record], float]
+    score: object  # table -> one score per run_id
     reads_test: bool  # an oracle: never on the main leaderboard
     text: str  # how the leaderboard describes it
 
@@ -55,44 +57,46 @@ def check_rule(rule: str) -> None:
         raise ValueError(f"no selection rule {rule!r}; known: {', '.join(RULES)}")
 
 
-def _group(records: list[Record]) -> dict[tuple[str, str, str], dict[int, list[Record]]]:
-    groups: dict[tuple[str, str, str], dict[int, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        s = r["spec"]
-        groups[(s["method"], dataset_label(s), s["train_condition"])][int(s.get("draw", 0))].append(r)
-    return groups
-
-
-def draw_scores(records: list[Record], rule: str) -> dict[tuple[str, str, str], dict[int, float]]:
-    """Per (method, dataset, training condition): each draw's mean score over its finished seeds."""
+def draw_scores(results: Results, rule: str) -> dict[tuple[str, str, str], dict[int, float]]:
+    """Per (method, dataset, training condition): each draw's mean score over its finished seeds (-inf for
+    a draw with none)."""
     check_rule(rule)
-    score = RULES[rule].score
-    out = {}
-    for key, draws in _group(records).items():
-        out[key] = {}
-        for d, recs in draws.items():
-            values = [score(r) for r in recs if r.get("status") == "ok"]
-            values = [v for v in values if np.isfinite(v)]
-            out[key][d] = float(np.mean(values)) if values else -math.inf
+    runs = results.runs()
+    score = RULES[rule].score(results.table)
+    runs["score"] = runs["run_id"].map(score).astype(float)
+    runs.loc[runs["status"] != "ok", "score"] = math.nan
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for (method, dataset, cond, draw), part in runs.groupby([*GROUP, "draw"], sort=True):
+        values = part["score"].to_numpy(float)
+        values = values[np.isfinite(values)]
+        out.setdefault((method, dataset, cond), {})[int(draw)] = float(np.mean(values)) if len(values) else -math.inf
     return out
 
 
-def select(records: list[Record], rule: str = DEFAULT_RULE) -> tuple[list[Record], dict[tuple[str, str, str], int]]:
-    """The records of the chosen draw of every (method, dataset, training condition), and the choices."""
+def select(results: Results, rule: str = DEFAULT_RULE) -> tuple[Results, dict[tuple[str, str, str], int]]:
+    """The results of the chosen draw of every (method, dataset, training condition), and the choices."""
     chosen = {key: max(sorted(scores), key=lambda d: (scores[d], -d))
-              for key, scores in draw_scores(records, rule).items()}
-    kept = [r for r in records
-            if int(r["spec"].get("draw", 0)) == chosen[(r["spec"]["method"], dataset_label(r["spec"]),
-                                                         r["spec"]["train_condition"])]]
-    return kept, chosen
+              for key, scores in draw_scores(results, rule).items()}
+    kept = [r for r in results.records if r.spec.draw == chosen[(r.method, r.dataset, r.spec.train_condition)]]
+    if len(kept) == len(results.records):
+        return results, chosen
+    ids = {r.run_id for r in kept}
+    table = results.table[results.table["run_id"].isin(ids)].reset_index(drop=True)
+    stale = {k: v for k, v in results.stale.items() if k in ids}
+    return replace(results, records=kept, stale=stale, table=table), chosen
 
 
-def tuning_spread(records: list[Record]) -> dict[tuple[str, str, str], tuple[int, float]]:
+def tuning_spread(results: Results) -> dict[tuple[str, str, str], tuple[int, float]]:
     """Per group: the number of draws and the standard deviation, over draws, of each draw's mean clean
     test accuracy: how sensitive a method is to its hyperparameters (descriptive, never used to select)."""
+    runs = results.runs()
+    table = results.table
+    clean = table[(table["split"] == "test") & (table["condition"] == "clean") & (table["metric"] == "accuracy")]
+    runs["clean"] = runs["run_id"].map(clean.set_index("run_id")["value"]).astype(float)
     out = {}
-    for key, draws in _group(records).items():
-        means = [np.mean([r["metrics"]["clean"]["accuracy"] for r in recs if r.get("status") == "ok"])
-                 for recs in draws.values() if any(r.get("status") == "ok" for r in recs)]
-        out[key] = (len(draws), float(np.std(means)) if len(means) > 1 else 0.0)
+    for key, part in runs.groupby(GROUP, sort=True):
+        draws = part.groupby("draw", sort=False)
+        means = [float(np.mean(g.loc[g["status"] == "ok", "clean"].to_numpy(float)))
+                 for _, g in draws if (g["status"] == "ok").any()]
+        out[tuple(key)] = (draws.ngroups, float(np.std(means)) if len(means) > 1 else 0.0)
     return out

@@ -1,5 +1,6 @@
 """Statistical comparisons of methods, with the tests that the literature on comparing learners
-prescribes (Demšar 2006; Benavoli et al. 2016), computed by scipy, statsmodels and scikit-posthocs.
+prescribes (Demšar 2006; Benavoli et al. 2016), computed by scipy, statsmodels and scikit-posthocs
+(Nemenyi's post-hoc by hand, the way scikit-posthocs computes it, to keep matplotlib out of a rebuild).
 
 - Per dataset, training condition and condition family: every method against the best and against a
   named baseline, paired over seeds (paired t-test), Holm-corrected across methods, with the mean
@@ -22,33 +23,44 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scikit_posthocs as sp
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from benchmark.records import dataset_label
-
 ALPHA = 0.05
-#: Families whose accuracy is averaged per run into one value per family (beside "clean").
-FAMILIES = ("missing", "pattern", "mnar", "noise", "covariate", "correlation", "label")
 
 
-def long_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (dataset, training condition, method, seed, family): clean accuracy, or the mean
-    accuracy over the family's conditions. Failed runs are left out (and counted elsewhere)."""
-    rows = []
-    for r in records:
-        if r.get("status") != "ok":
-            continue
-        s = r["spec"]
-        base = {"dataset": dataset_label(s), "train_condition": s["train_condition"], "method": s["method"],
-                "seed": s["seed"]}
-        rows.append({**base, "family": "clean", "accuracy": r["metrics"]["clean"]["accuracy"]})
-        for fam in FAMILIES:
-            accs = [m["accuracy"] for m in r["metrics"].values() if m.get("family") == fam]
-            if accs:
-                rows.append({**base, "family": fam, "accuracy": float(np.mean(accs))})
-    return pd.DataFrame(rows, columns=["dataset", "train_condition", "method", "seed", "family", "accuracy"])
+def long_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, training condition, method, seed, family) from the tidy results table:
+    clean accuracy, or the mean accuracy over the family's conditions (in condition-key order). Failed
+    runs have no rows (they are counted elsewhere)."""
+    acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
+    acc = acc.sort_values(["run_id", "condition"], kind="stable")
+    keys = ["dataset", "train_condition", "method", "seed"]
+    clean = acc[acc["condition"] == "clean"]
+    parts = [clean[keys].assign(family="clean", accuracy=clean["value"].to_numpy())]
+    others = acc[acc["family"] != "clean"]
+    if len(others):
+        means = others.groupby([*keys, "family"], observed=True, sort=True)["value"].agg(
+            lambda v: float(np.mean(v.to_numpy())))
+        parts.append(means.rename("accuracy").reset_index())
+    out = pd.concat(parts, ignore_index=True)
+    for col in ("dataset", "train_condition", "method", "family"):
+        out[col] = out[col].astype(str)
+    return out.sort_values([*keys, "family"], kind="stable").reset_index(drop=True)[
+        ["dataset", "train_condition", "method", "seed", "family", "accuracy"]]
+
+
+def mean_interval(values: np.ndarray, confidence: float = 1 - ALPHA) -> tuple[float, float, float]:
+    """Mean and Student-t interval over seeds; the interval is NaN with fewer than two seeds."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2 or values.std() == 0:
+        return (mean, mean, mean) if len(values) >= 2 else (mean, math.nan, math.nan)
+    lo, hi = t_interval(confidence, len(values) - 1, loc=mean, scale=sem(values))
+    return mean, float(lo), float(hi)
 
 
 def fmt_p(p: float | None) -> str:
@@ -158,6 +170,23 @@ def critical_difference(k: int, n: int, alpha: float = ALPHA) -> float:
     return float(q * math.sqrt(k * (k + 1) / (6 * n)))
 
 
+def nemenyi_friedman(values: np.ndarray) -> np.ndarray:
+    """Nemenyi's post-hoc p-values after a Friedman test of a (blocks x methods) matrix, as
+    ``scikit_posthocs.posthoc_nemenyi_friedman`` computes them (Demšar 2006): written here because
+    importing scikit-posthocs imports matplotlib.pyplot, a second of every rebuild; a test checks that
+    both give the same matrix."""
+    n, k = values.shape
+    mean_ranks = stats.rankdata(values, axis=1, method="average").mean(axis=0)
+    upper = np.triu_indices(k, 1)
+    q = np.abs(mean_ranks[upper[0]] - mean_ranks[upper[1]]) / np.sqrt(k * (k + 1.0) / (6.0 * n))
+    p = np.zeros((k, k))
+    p[upper] = stats.studentized_range.sf(q * np.sqrt(2.0), k, np.inf)
+    lower = np.tril_indices(k, -1)
+    p[lower] = p.T[lower]
+    np.fill_diagonal(p, 1)
+    return p
+
+
 def friedman(table: pd.DataFrame, family: str = "clean", posthoc: str = "nemenyi") -> dict[str, Any]:
     """Friedman test over blocks (dataset, training condition) of per-block mean accuracies. Blocks
     that lack a method are left out and named."""
@@ -181,8 +210,10 @@ def friedman(table: pd.DataFrame, family: str = "clean", posthoc: str = "nemenyi
         return result
     stat = stats.friedmanchisquare(*[complete[c].to_numpy() for c in complete.columns])
     if posthoc == "nemenyi":
-        p = sp.posthoc_nemenyi_friedman(complete.to_numpy())
+        p = pd.DataFrame(nemenyi_friedman(complete.to_numpy()))
     else:
+        import scikit_posthocs as sp
+
         p = sp.posthoc_conover_friedman(complete.to_numpy(), p_adjust="holm")
     p.index = p.columns = complete.columns
     result.update(statistic=float(stat.statistic), p=float(stat.pvalue), average_ranks=ranks.to_dict(),
@@ -219,24 +250,22 @@ def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean") -> di
             "converged": bool(fit.converged), "warnings": notes}
 
 
-def spread_tests(records: list[dict[str, Any]], baseline: str | None) -> pd.DataFrame:
-    """Per dataset: is a method's spread of accuracy over seeds and conditions different from the
-    baseline's? Brown-Forsythe (median-centred Levene), Holm-corrected across methods."""
-    values: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if r.get("status") == "ok":
-            key = (r["spec"]["dataset"], r["spec"]["method"])
-            values.setdefault(key, []).extend(m["accuracy"] for m in r["metrics"].values())
+def spread_tests(table: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Per dataset (a variant is a dataset of its own): is a method's spread of accuracy over seeds and
+    conditions different from the baseline's? Brown-Forsythe (median-centred Levene), Holm-corrected
+    across methods."""
+    acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
+    values = {key: part["value"].to_numpy(float)
+              for key, part in acc.groupby(["dataset", "method"], observed=True, sort=True)}
     rows = []
     for dataset in sorted({d for d, _ in values}):
         if (dataset, baseline) not in values:
             continue
-        base = np.array(values[(dataset, baseline)])
+        base = values[(dataset, baseline)]
         block = []
         for (d, m), v in sorted(values.items()):
             if d != dataset or m == baseline:
                 continue
-            v = np.array(v)
             test = stats.levene(v, base, center="median")
             block.append({"dataset": dataset, "method": m, "baseline": baseline, "sd": float(v.std(ddof=1)),
                           "baseline_sd": float(base.std(ddof=1)), "n": len(v), "p": float(test.pvalue)})

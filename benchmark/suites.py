@@ -7,14 +7,15 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchmark import registry
-from benchmark.contracts import DatasetInfo, TrainBudget
 from benchmark.paths import REPO_ROOT
-from benchmark.protocols import Condition, expand_conditions, get_protocol
+from benchmark.suite_files import suite_file
 
-SUITES_DIR = Path(__file__).parent / "suites"
+if TYPE_CHECKING:  # the protocols and contracts import torch; reading a suite's scope must not
+    from benchmark.contracts import DatasetInfo, TrainBudget
+    from benchmark.protocols import ResolvedCondition
+
 
 
 @dataclass
@@ -59,25 +60,28 @@ class Suite:
                                                               for n in only if n not in names]
         return entries
 
-    def test_grid(self, info: DatasetInfo) -> list[Condition]:
+    def test_grid(self, info: DatasetInfo) -> list[ResolvedCondition]:
         """The test conditions for one dataset, ``*`` expanded and every parameter validated."""
+        from benchmark.protocols import expand_conditions
+
         return expand_conditions(self.test_conditions, info, "test")
 
-    def train_grid(self, info: DatasetInfo) -> list[Condition]:
+    def train_grid(self, info: DatasetInfo) -> list[ResolvedCondition]:
+        from benchmark.protocols import expand_conditions
+
         return expand_conditions(self.training_conditions, info, "train")
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
-
-
 def load_suite(name_or_path: str) -> Suite:
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = SUITES_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        raise FileNotFoundError(f"no suite {name_or_path!r}; known suites: {', '.join(available())} (or a .toml path)")
-    raw = tomllib.loads(path.read_text())
+    from benchmark import registry
+    from benchmark.contracts import TrainBudget
+    from benchmark.protocols import check_syntax
+
+    path = suite_file(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
              "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
              "selection_rule", "results"}
@@ -97,8 +101,14 @@ def load_suite(name_or_path: str) -> Suite:
     bad = sorted(set(raw.get("budget", {})) - budget_fields)
     if bad:
         raise ValueError(f"{path}: unknown budget key(s) {bad}; allowed: {sorted(budget_fields)}")
-    for c in raw.get("training_conditions", ["standard"]):
-        get_protocol(Condition.parse(c).protocol, "train")
+    for key, stage in (("training_conditions", "train"), ("test_conditions", "test")):
+        value = raw.get(key, [])
+        if not isinstance(value, list):
+            raise ValueError(f"{path}: {key} must be a list of condition strings, got {value!r}")
+        try:
+            check_syntax(value, stage)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {key}: {exc}") from None
     return Suite(
         name=raw.get("name", path.stem),
         description=raw.get("description", ""),

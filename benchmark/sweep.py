@@ -6,9 +6,10 @@ at any point loses at most the run in flight. A failed run is recorded and the s
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,22 @@ from tqdm import tqdm
 
 from benchmark import hparams, registry
 from benchmark.data import Prepared
-from benchmark.execution import execute
+from benchmark.execution import RunConditions, execute
 from benchmark.protocols import condition_versions
-from benchmark.records import RunSpec, engine_hash, read_record, record_path, run_id, write_atomic
+from benchmark.records import (
+    RECORD_VERSION,
+    Provenance,
+    RecordError,
+    RunRecord,
+    RunSpec,
+    load_record,
+    record_path,
+    relative_to_checkout,
+    run_id,
+    write_atomic,
+)
 from benchmark.suites import Suite
+from benchmark.version import ENGINE_VERSION
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,12 @@ class PlannedRun:
     spec: RunSpec
     run_id: str
     path: Path
+    provenance: Provenance
+    conditions: RunConditions
+
+    def payload(self) -> dict[str, Any]:
+        """Everything a task needs, as plain data (it travels to Dask workers)."""
+        return {"spec": self.spec.to_json(), "conditions": self.conditions.to_json()}
 
 
 @dataclass
@@ -68,7 +87,6 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
     """Every run of the suite (optionally narrowed), with its run_id and record path."""
     method_names = list(methods) if methods else suite.methods
     seed_list = list(seeds) if seeds is not None else suite.seeds
-    engine = engine_hash()
     runs = []
     for dname, params in suite.dataset_entries(list(datasets) if datasets else None):
         dplugin = registry.get("dataset", dname)
@@ -76,22 +94,53 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
         grid = suite.test_grid(data.info)
         tests = tuple(c.key for c in grid)
         train_grid = suite.train_grid(data.info)
-        versions = "|".join(condition_versions(grid, "test") + condition_versions(train_grid, "train"))
+        versions = "|".join(condition_versions(grid) + condition_versions(train_grid))
         for mname, draw_index in itertools.product(method_names, range(suite.hparam_draws)):
             mplugin = registry.get("method", mname)
             values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {})}
-            for train_cond, seed in itertools.product((c.key for c in train_grid), seed_list):
-                spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond,
+            provenance = Provenance(ENGINE_VERSION, relative_to_checkout(mplugin.path), mplugin.source_hash,
+                                    relative_to_checkout(dplugin.path), dplugin.source_hash, data.checksum, versions)
+            for train_cond, seed in itertools.product(train_grid, seed_list):
+                spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond.key,
                                hparams=dict(values), dataset_params=params, budget=vars(suite.budget).copy(),
                                test_conditions=tests, draw=draw_index)
-                rid = run_id(spec, mplugin.source_hash + versions, dplugin.source_hash, data.checksum, engine)
-                runs.append(PlannedRun(spec, rid, record_path(results, spec, rid)))
+                rid = run_id(spec, provenance)
+                runs.append(PlannedRun(spec, rid, record_path(results, spec, rid), provenance,
+                                       RunConditions(train_cond, tuple(grid))))
     return runs
 
 
-def stored_records(runs: list[PlannedRun]) -> list[dict[str, Any]]:
-    """The readable records of the planned runs that have one (the leaderboard's and figures' input)."""
-    return [rec for rec in (read_record(r.path) for r in runs if r.path.exists()) if rec is not None]
+QUARANTINE = "quarantine"
+
+
+def existing_record(run: PlannedRun, note: Callable[[str], None]) -> RunRecord | None:
+    """The valid record of a planned run, or None (the run is to do). A file at its path that is not a
+    valid record of this very run is moved aside to ``runs/quarantine/`` with a line saying why, so it
+    never counts as done and is never lost."""
+    if not run.path.exists():
+        return None
+    try:
+        rec = load_record(run.path)
+    except RecordError as exc:
+        reason = exc.reason
+    else:
+        if rec.run_id == run.run_id and rec.provenance is not None:
+            return rec  # parse_record checked that its spec and provenance hash to this run id
+        reason = "it is not a record of this run"
+    target = run.path.parent / QUARANTINE / run.path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run.path, target)
+    note(f"{run.path}: not a valid record of its run ({reason}); moved to {target} and the run is redone")
+    return None
+
+
+def clean_temporary_files(runs_dir: Path) -> int:
+    """Remove the temporary files that writers killed mid-write left behind (``.name.XXXX.tmp``)."""
+    removed = 0
+    for tmp in runs_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, retry_failed: bool = False,
@@ -101,19 +150,23 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
     run finishes, whatever the backend: a killed sweep loses at most the runs in flight."""
     summary = SweepSummary()
     t0 = time.time()
+    for folder in sorted({r.path.parent for r in runs}):
+        clean_temporary_files(folder)
     todo = []
     for r in runs:
-        rec = read_record(r.path)
-        if rec is None or (rec.get("status") == "failed" and retry_failed):
+        rec = existing_record(r, lambda line: print(f"note: {line}", file=sys.stderr))
+        if rec is None or (not rec.ok and retry_failed):
             todo.append(r)
         else:
             summary.skipped += 1
-            if rec.get("status") == "failed":
-                summary.failed_before.append(f"{r.spec.label}: {rec.get('error', {}).get('message', '')}")
+            if not rec.ok:
+                summary.failed_before.append(f"{r.spec.label}: {rec.error.get('message', '')}")
     bar = tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not progress or not todo)
 
     def finish(r: PlannedRun, body: dict[str, Any]) -> None:
         body["run_id"] = r.run_id
+        body["record_version"] = RECORD_VERSION
+        body["provenance"] = r.provenance.to_json()
         write_atomic(r.path, body)
         if body["status"] == "ok":
             summary.done += 1
@@ -124,7 +177,7 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
 
     if backend == "serial":
         for r in todo:
-            finish(r, run_task(r.spec.to_json(), [], str(device), threads, cache))
+            finish(r, run_task(r.payload(), [], str(device), threads, cache))
     elif backend == "dask":
         if todo:  # nothing to run: no cluster to start
             from benchmark.dask_backend import run_on_dask
@@ -141,14 +194,16 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
 _WORKER_CACHE = DataCache()
 
 
-def run_task(spec_json: dict[str, Any], method_files: list[str], device: str, threads: int,
+def run_task(payload: dict[str, Any], method_files: list[str], device: str, threads: int,
              cache: DataCache | None = None) -> dict[str, Any]:
-    """One run, as a task: everything it needs travels as plain data, so it runs the same in this
-    process or on a Dask worker. Returns the record body (never raises for a method's failure)."""
+    """One run, as a task: everything it needs (``PlannedRun.payload``) travels as plain data, so it runs
+    the same in this process or on a Dask worker. Returns the record body (never raises for a method's
+    failure)."""
     for f in method_files:
         registry.add_method_file(Path(f))
-    spec = RunSpec.from_json(spec_json)
+    spec = RunSpec.from_json(payload["spec"])
     data = (cache or _WORKER_CACHE).get(spec.dataset, spec.dataset_params)
-    body = execute(spec, registry.get("method", spec.method).cls, data, torch.device(device), threads)
+    body = execute(spec, registry.get("method", spec.method).cls, data, torch.device(device),
+                   RunConditions.from_json(payload["conditions"]), threads)
     body["dataset_checksum"] = data.checksum
     return body

@@ -9,34 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.leaderboard import write_leaderboard
+from benchmark.report import write_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def record(method: str, seed: int, clean: float) -> dict:
-    metrics = {"clean": {"accuracy": clean, "ece": 0.05, "family": "clean", "severity": None}}
-    for rate in (0.1, 0.5):
-        metrics[f"random_missing[{rate}]"] = {"accuracy": clean - rate / 4, "family": "missing", "severity": rate}
-    return {"spec": {"method": method, "dataset": "toy", "train_condition": "standard", "seed": seed, "draw": 0},
-            "status": "ok", "metrics": metrics, "val_metrics": {"clean": {"accuracy": clean}},
-            "timings": {"fit_seconds": 1.0 + seed, "inference_seconds_per_sample": 1e-5},
-            "environment": {"device": "cpu", "device_name": "test-cpu"}, "clock": "perf_counter",
-            "memory_meter": "process_vmhwm_reset_per_phase"}
-
-
 @pytest.fixture()
-def page(tmp_path: Path) -> Path:
-    accs = {"alpha": 0.70, "beta": 0.90, "gamma": 0.80}
-    recs = [record(m, s, a + 0.005 * s) for m, a in accs.items() for s in range(3)]
-    write_leaderboard(recs, tmp_path, "unit", baseline="alpha")
+def page(runner_results, tmp_path: Path) -> Path:
+    write_reports(runner_results, tmp_path, "unit", baseline="late_fusion")
     return tmp_path / "leaderboard.html"
 
 
 def test_page_is_self_contained_and_says_where_timings_came_from(page: Path) -> None:
     text = page.read_text()
     assert not re.search(r"(src|href)=\"(https?:)?//", text), "the page must not load anything from a network"
-    assert "<script>" in text and "perf_counter" in text and "test-cpu" in text
+    assert "<script>" in text and "perf_counter" in text and "(cpu)" in text
     assert "✓" in text  # the best method is marked
 
 
@@ -53,16 +40,23 @@ def test_sorting_a_column_in_headless_chromium(page: Path) -> None:
             "--disable-sync", "--no-first-run"])
         tab = browser.new_page()
         tab.goto(page.as_uri())
-        table = "table#overview-toy-standard"
+        table = "table#overview-synthetic_pid-n=300,n_modalities=3-standard"
 
         def order() -> list[str]:
             return tab.locator(f"{table} tbody tr td:first-child").all_inner_texts()
 
-        assert sorted(order()) == ["alpha", "beta", "gamma"]
+        def sort_values() -> list[float]:
+            return [float(v) for v in tab.locator(f"{table} tbody tr td:nth-child(2)").evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-value') || 'nan')")]
+
+        assert sorted(order()) == ["early_fusion", "late_fusion", "raises_in_fit"]
         tab.click(f"{table} th:has-text('clean acc')")
-        assert order() == ["beta", "gamma", "alpha"]  # descending on the first click
+        values = sort_values()
+        finite = [v for v in values if v == v]
+        assert finite == sorted(finite, reverse=True)  # descending on the first click
         tab.click(f"{table} th:has-text('clean acc')")
-        assert order() == ["alpha", "gamma", "beta"]
+        finite = [v for v in sort_values() if v == v]
+        assert finite == sorted(finite)
         tab.click(f"{table} th:has-text('method')")
-        assert order() == ["gamma", "beta", "alpha"]
+        assert order() == ["raises_in_fit", "late_fusion", "early_fusion"]
         browser.close()

@@ -1,20 +1,26 @@
+"""The leaderboard's aggregation, on records the runner wrote (``runner_results``): every number is
+recomputed here another way, from the records' own metrics."""
+
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from benchmark.leaderboard import build_table, mean_interval, to_markdown
+from benchmark.leaderboard import build_table, per_run
+from benchmark.report.markdown import SUMMARY_END, summary_markdown, to_markdown
+from benchmark.report.readme import update_readme
+from benchmark.robustness import normalised_area, run_summaries
+from benchmark.statistics import mean_interval
 
-
-def fake_record(method: str, seed: int, clean: float, missing: list[float], status: str = "ok") -> dict:
-    metrics = {"clean": {"accuracy": clean, "ece": 0.1, "family": "clean"}}
-    metrics.update({f"random_missing[{i}]": {"accuracy": a, "family": "missing"} for i, a in enumerate(missing)})
-    rec = {"spec": {"method": method, "dataset": "toy", "train_condition": "standard", "seed": seed},
-           "status": status, "metrics": metrics,
-           "timings": {"fit_seconds": 1.0 + seed, "inference_seconds_per_sample": 1e-5}}
-    if status != "ok":
-        rec["error"] = {"type": "RuntimeError", "message": "boom"}
-    return rec
+TWO = "synthetic_pid[n=300,n_modalities=2,noise=[0.6, 1.0]]"
 
 
 def test_interval_is_the_student_t_interval() -> None:
@@ -25,97 +31,97 @@ def test_interval_is_the_student_t_interval() -> None:
     assert np.isnan(mean_interval(np.array([0.5]))[1])
 
 
-def test_table_has_mean_and_worst_missing_accuracy_and_counts_failures() -> None:
-    recs = [fake_record("a", s, 0.9, [0.8, 0.6 + 0.01 * s]) for s in range(3)]
-    recs.append(fake_record("a", 3, 0.0, [], status="failed"))
-    recs += [fake_record("b", s, 0.7, [0.7, 0.7]) for s in range(3)]
-    table = build_table(recs).set_index("method")
-    assert np.isclose(table.loc["a", "missing_worst_accuracy"], 0.61)
-    assert np.isclose(table.loc["a", "missing_mean_accuracy"], np.mean([0.7, 0.705, 0.71]))
-    assert table.loc["a", "seeds_ok"] == 3 and table.loc["a", "seeds_failed"] == 1
-    md = to_markdown(build_table(recs), "unit", ["a on toy seed 3: RuntimeError: boom"])
-    assert md.index("| a |") < md.index("| b |")  # sorted by clean accuracy
-    assert "3 (+1 failed)" in md and "RuntimeError: boom" in md
+def test_table_means_and_worst_missing_accuracy_match_the_records_and_count_failures(runner_results) -> None:
+    table = build_table(runner_results, "late_fusion").set_index(["dataset", "method"])
+    for method in ("early_fusion", "late_fusion"):
+        recs = [r for r in runner_results.ok if r.method == method and r.dataset == TWO]
+        missing = [[m["accuracy"] for k, m in sorted(r.metrics.items()) if r.conditions[k]["family"] == "missing"]
+                   for r in recs]
+        row = table.loc[(TWO, method)]
+        assert np.isclose(row["clean_accuracy"], np.mean([r.metrics["clean"]["accuracy"] for r in recs]))
+        assert np.isclose(row["missing_mean_accuracy"], np.mean([np.mean(v) for v in missing]))
+        assert np.isclose(row["missing_worst_accuracy"], np.mean([min(v) for v in missing]))
+        assert row["seeds_ok"] == 3 and row["seeds_failed"] == 0
+    failed = table.loc[(TWO, "raises_in_fit")]
+    assert failed["seeds_ok"] == 0 and failed["seeds_failed"] == 3
+    md = to_markdown(build_table(runner_results), "unit", ["raises_in_fit on x seed 0: RuntimeError: boom"])
+    assert "0 (+3 failed)" in md and "RuntimeError: boom" in md
 
 
-def graded_record(method: str, clean: float, curve: dict[float, float], seed: int = 0) -> dict:
-    metrics = {"clean": {"accuracy": clean, "ece": 0.0, "family": "clean", "severity": None}}
-    for rate, acc in curve.items():
-        metrics[f"random_missing[{rate}]"] = {"accuracy": acc, "family": "missing", "severity": rate}
-    return {"spec": {"method": method, "dataset": "toy", "train_condition": "standard", "seed": seed},
-            "status": "ok", "metrics": metrics,
-            "timings": {"fit_seconds": 1.0, "inference_seconds_per_sample": 1e-5}}
+def _with_values(results, run_id: str, values: dict[str, float]):
+    """``results`` with some test accuracies of one run replaced (the table's schema stays the runner's)."""
+    table = results.table.copy()
+    for cond, v in values.items():
+        hit = ((table["run_id"] == run_id) & (table["split"] == "test") & (table["condition"] == cond)
+               & (table["metric"] == "accuracy"))
+        assert hit.sum() == 1, cond
+        table.loc[hit, "value"] = v
+    return replace(results, table=table)
 
 
-def test_area_uses_the_actual_uneven_grid_and_is_normalised_by_its_width() -> None:
-    from benchmark.robustness import normalised_area, summarize
-
-    # Accuracy 1 at 0, falling linearly to 0 at 0.9, sampled unevenly: the area is exactly 0.5.
+def test_area_uses_the_actual_uneven_grid_and_is_normalised_by_its_width(runner_results) -> None:
+    # Accuracy 1 at 0, falling linearly to 0 at 0.9, on the uneven grid 0.1, 0.2, 0.5, 0.9: area exactly 0.5.
+    run = next(r for r in runner_results.ok if r.method == "early_fusion")
     rates = [0.1, 0.2, 0.5, 0.9]
-    rec = graded_record("m", 1.0, {r: 1 - r / 0.9 for r in rates})
-    assert np.isclose(summarize(rec)["auc_missing"], 0.5)
+    values = {"clean": 1.0, **{f"random_missing[{r}]": 1 - r / 0.9 for r in rates}}
+    summary = run_summaries(_with_values(runner_results, run.run_id, values).table).loc[run.run_id]
+    graded = {c["curve"] for c in run.conditions.values() if c["family"] == "missing" and c["severity"] is not None}
+    assert len(graded) == 1  # the family's only curve: its area is the family's
+    assert np.isclose(summary["auc_missing"], 0.5)
     # Treating the four points as evenly spaced (the grid mistake) would give another number.
     accs = np.array([1.0] + [1 - r / 0.9 for r in rates])
+    assert np.isclose(normalised_area(np.array([0.0, *rates]), accs), 0.5)
     assert not np.isclose(normalised_area(np.arange(5.0), accs), 0.5)
-    assert summarize(rec)["worst_condition"] == "random_missing[0.9]"
 
 
-def test_effective_robustness_is_zero_against_itself_and_equalises_clean_accuracy() -> None:
-    from benchmark.robustness import effective_robustness
-
-    base = graded_record("base", 0.9, {0.5: 0.7, 1.0: 0.5})
-    # Same drop as the baseline from a lower clean accuracy: effective robustness 0.
-    shifted = graded_record("m", 0.8, {0.5: 0.6, 1.0: 0.4})
-    assert np.isclose(effective_robustness(base, base)["er_missing"], 0.0)
-    assert np.isclose(effective_robustness(shifted, base)["er_missing"], 0.0)
-    flatter = graded_record("m", 0.8, {0.5: 0.8, 1.0: 0.8})
-    assert effective_robustness(flatter, base)["er_missing"] > 0.1
+def test_worst_condition_is_the_lowest_accuracy_and_ties_go_to_the_first_key(runner_results) -> None:
+    run = next(r for r in runner_results.ok if r.method == "late_fusion")
+    tied = {"random_missing[0.9]": 0.01, "missing_modality[m0]": 0.01}
+    summary = run_summaries(_with_values(runner_results, run.run_id, tied).table).loc[run.run_id]
+    assert summary["worst_condition"] == "missing_modality[m0]" and summary["worst_accuracy"] == 0.01
 
 
-def test_leaderboard_table_pairs_effective_robustness_by_seed() -> None:
-    recs = [graded_record("base", 0.9, {0.5: 0.7}, seed=s) for s in range(3)]
-    recs += [graded_record("m", 0.9, {0.5: 0.8}, seed=s) for s in range(3)]
-    table = build_table(recs, baseline="base").set_index("method")
-    assert np.isclose(table.loc["m", "er_missing"], 0.05) and np.isclose(table.loc["base", "er_missing"], 0.0)
-    assert "ER missing" in to_markdown(build_table(recs, "base"), "unit", [], "base")
+def test_effective_robustness_is_zero_for_the_baseline_and_paired_by_seed(runner_results) -> None:
+    runs = per_run(runner_results, "late_fusion")
+    base = runs[runs["method"] == "late_fusion"]
+    assert np.allclose(base["er_missing"], 0.0)
+    ef = runs[runs["method"] == "early_fusion"].set_index(["dataset", "seed"])
+    lf = base.set_index(["dataset", "seed"])
+    expected = (ef["auc_missing"] - ef["clean_accuracy"]) - (lf["auc_missing"] - lf["clean_accuracy"])
+    assert np.allclose(ef["er_missing"], expected.loc[ef.index])
+    table = build_table(runner_results, "late_fusion").set_index(["dataset", "method"])
+    assert np.isclose(table.loc[(TWO, "early_fusion"), "er_missing"], expected.loc[TWO].mean())
+    assert "ER missing" in to_markdown(build_table(runner_results, "late_fusion"), "unit", [], "late_fusion")
 
 
-def test_tied_worst_conditions_are_broken_the_same_way_whatever_the_hash_seed() -> None:
-    import os
-    import subprocess
-    import sys
-
-    code = ("from benchmark.leaderboard import build_table; import json, sys; recs = json.loads(sys.argv[1]); "
-            "print(build_table(recs).loc[0, 'worst_condition'])")
-    recs = [fake_record("a", 0, 0.9, [0.5, 0.8]), fake_record("a", 1, 0.9, [0.8, 0.5])]  # one worst each
-    import json
-
-    outs = {subprocess.run([sys.executable, "-c", code, json.dumps(recs)], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(6)}
-    assert outs == {"random_missing[0]"}
+def test_a_rebuild_gives_the_same_bytes_whatever_the_hash_seed(runner_folder: Path, tmp_path: Path) -> None:
+    outs = []
+    for seed in (0, 1, 2):
+        folder = tmp_path / f"s{seed}"
+        shutil.copytree(runner_folder, folder)
+        done = subprocess.run([sys.executable, "-m", "benchmark", "leaderboard", "--suite",
+                               str(folder / "runner.toml"), "--results", str(folder)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        assert done.returncode == 0, done.stderr
+        outs.append(tuple((folder / f).read_bytes() for f in ("leaderboard.csv", "leaderboard.md", "statistics.md")))
+    assert outs[0] == outs[1] == outs[2]
 
 
-def _on(dataset: str, rec: dict) -> dict:
-    rec["spec"]["dataset"] = dataset
-    return rec
-
-
-def test_summary_ranks_methods_over_datasets_and_the_readme_gets_only_the_summary(tmp_path) -> None:
-    from benchmark.leaderboard import SUMMARY_END, summary_markdown, update_readme
-
-    accs = {"d1": {"a": 0.9, "b": 0.8, "c": 0.7}, "d2": {"a": 0.6, "b": 0.8, "c": 0.8}}
-    recs = [_on(d, fake_record(m, s, acc + 0.001 * s, [acc / 2])) for d, by_m in accs.items()
-            for m, acc in by_m.items() for s in range(3)]
-    table = build_table(recs)
-    lines = summary_markdown(table, {("d1", "standard", "clean", "a")})
+def test_summary_ranks_methods_over_datasets_ties_share_a_rank_and_the_readme_gets_only_it(runner_results,
+                                                                                             tmp_path) -> None:
+    table = build_table(runner_results)
+    table = table[table["method"] != "raises_in_fit"].copy()
+    # Set clean accuracies so that the answer is known: on the first dataset early fusion wins, on the
+    # second they tie (each then has rank 1.5).
+    datasets = sorted(table["dataset"].unique())
+    wanted = {(datasets[0], "early_fusion"): 0.9, (datasets[0], "late_fusion"): 0.8,
+              (datasets[1], "early_fusion"): 0.7, (datasets[1], "late_fusion"): 0.7}
+    table["clean_accuracy"] = [wanted[(d, m)] for d, m in zip(table["dataset"], table["method"], strict=True)]
+    lines = summary_markdown(table, {(datasets[0], "standard", "clean", "early_fusion")})
     rows = {ln.split(" | ")[0][2:]: ln.split(" | ") for ln in lines if ln.startswith("| ") and "---" not in ln}
-    # d1 ranks a, b, c = 1, 2, 3; d2: b and c tie for 1.5, a is 3. Mean ranks: a 2, b 1.75, c 2.25.
-    assert [float(rows[m][1]) for m in ("a", "b", "c")] == [2.0, 1.75, 2.25]
-    assert sum(float(rows[m][1]) for m in "abc") == 6.0  # mean ranks of 3 methods always sum to 1+2+3
-    order = [ln.split(" | ")[0][2:] for ln in lines if ln.startswith("| ") and "---" not in ln][1:]
-    assert order == ["b", "a", "c"]
-    assert rows["a"][2] == "90.1 ✓" and rows["b"][2] == "80.1"
-    assert summary_markdown(build_table([r for r in recs if r["spec"]["dataset"] == "d1"]), set()) == []
+    assert float(rows["early_fusion"][1]) == 1.25 and float(rows["late_fusion"][1]) == 1.75
+    assert rows["early_fusion"][2] == "90.0 ✓" and rows["late_fusion"][2] == "80.0"
+    assert summary_markdown(table[table["dataset"] == datasets[0]], set()) == []
 
     board = tmp_path / "leaderboard.md"
     board.write_text(to_markdown(table, "unit", []))
@@ -123,17 +129,30 @@ def test_summary_ranks_methods_over_datasets_and_the_readme_gets_only_the_summar
     readme.write_text("intro\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\nrest\n")
     update_readme(readme, board)
     text = readme.read_text()
-    assert "### Summary (training: standard)" in text and "## d1 (training" not in text
+    assert "### Summary (training: standard)" in text and f"## {datasets[0]} (training" not in text
     assert "old" not in text and text.endswith("rest\n") and SUMMARY_END not in text
 
 
-def test_variants_of_one_dataset_are_tabulated_apart_never_pooled() -> None:
-    recs = []
-    for n_mod, acc in ((2, 0.9), (4, 0.5)):
-        for s in range(3):
-            r = fake_record("a", s, acc, [acc])
-            r["spec"]["dataset_params"] = {"n_modalities": n_mod}
-            recs.append(r)
-    table = build_table(recs).set_index("dataset")
-    assert list(table.index) == ["toy[n_modalities=2]", "toy[n_modalities=4]"]
-    assert table["seeds_ok"].tolist() == [3, 3] and np.isclose(table.loc["toy[n_modalities=4]", "clean_accuracy"], 0.5)
+def test_variants_of_one_dataset_are_tabulated_apart_never_pooled(runner_results) -> None:
+    table = build_table(runner_results)
+    ef = table[table["method"] == "early_fusion"].set_index("dataset")
+    assert sorted(ef.index) == [TWO, "synthetic_pid[n=300,n_modalities=3]"]
+    for label, row in ef.iterrows():
+        own = [r.metrics["clean"]["accuracy"] for r in runner_results.ok if r.method == "early_fusion"
+               and r.dataset == label]
+        assert row["seeds_ok"] == 3 and np.isclose(row["clean_accuracy"], np.mean(own))
+
+
+def test_tidy_table_has_one_row_per_run_condition_and_metric(runner_results) -> None:
+    t = runner_results.table
+    test = t[t["split"] == "test"]
+    n_rows = sum(len(r.spec.test_conditions) for r in runner_results.ok) * 5
+    assert len(test) == n_rows
+    assert not test.duplicated(["run_id", "condition", "metric"]).any()
+    clean = test[(test["condition"] == "clean") & (test["metric"] == "accuracy")].set_index("run_id")["value"]
+    for r in runner_results.ok:
+        assert clean[r.run_id] == r.metrics["clean"]["accuracy"]
+        assert r.conditions["random_missing[0.5]"]["family"] == "missing"
+    sev = test[test["condition"] == "random_missing[0.5]"]["severity"]
+    assert (sev == 0.5).all() and set(t["split"]) == {"test", "val", "run"}
+    assert set(t["train_condition"]) == {"standard"} and pd.api.types.is_integer_dtype(t["seed"])

@@ -66,6 +66,15 @@ def test_a_methods_hash_covers_the_blocks_it_imports_and_no_others(tmp_path: Pat
     assert [b.name for b in used_blocks(method, blocks)] == ["_base.py", "_helper.py"]  # transitive, not unrelated
 
 
+def test_conformal_shapleys_hash_covers_its_math_blocks() -> None:
+    from benchmark.registry import used_blocks
+
+    path = registry.get("method", "conformal_shapley").path
+    blocks = sorted(path.parent.glob("_*.py"))
+    assert [b.name for b in used_blocks(path, blocks)] == ["_blocks.py", "_coalitions.py", "_conformal.py",
+                                                          "_shapley.py"]
+
+
 def test_two_plugins_with_one_name_stop_with_both_files_named(tmp_path: Path) -> None:
     body = ("from benchmark.contracts import Method\n"
             "class Again(Method):\n"

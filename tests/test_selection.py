@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 
@@ -39,44 +38,67 @@ def test_adding_a_hyperparameter_leaves_the_other_draws_unchanged() -> None:
     assert min(values) >= 0.1 and max(values) <= 10.0 and np.median(values) == pytest.approx(1.0, abs=0.6)
 
 
-def test_every_method_draw_builds_valid_hyperparameters() -> None:
-    for name, plugin in registry.methods().items():
-        for k in range(4):
-            values = draw(plugin.cls.Hparams, name, k)
-            plugin.cls.Hparams(**values)  # raises on a value the dataclass refuses
-
-
-def fake(method: str, draw_index: int, seed: int, val_clean: float, val_cond: float, test: float) -> dict:
-    return {"spec": {"method": method, "dataset": "d", "train_condition": "standard", "seed": seed,
-                     "draw": draw_index}, "status": "ok",
-            "val_metrics": {"clean": {"accuracy": val_clean}, "train_condition": {"accuracy": val_cond}},
-            "metrics": {"clean": {"accuracy": test, "family": "clean"},
-                        "random_missing[0.5]": {"accuracy": test - 0.1, "family": "missing"}}}
-
-
-def test_non_oracle_rules_never_read_a_test_metric() -> None:
-    recs = [fake("m", d, s, val_clean=0.5 + 0.1 * (d == 2), val_cond=0.5 + 0.1 * (d == 1), test=0.7)
-            for d in range(4) for s in range(3)]
-    poisoned = copy.deepcopy(recs)
-    for r in poisoned:  # make draw 3 look perfect on test data, and the others terrible
-        for m in r["metrics"].values():
-            m["accuracy"] = 1.0 if r["spec"]["draw"] == 3 else 0.0
-    for rule, spec in RULES.items():
-        if spec.reads_test:
-            continue
-        _, clean_choice = select(recs, rule)
-        _, poisoned_choice = select(poisoned, rule)
-        assert clean_choice == poisoned_choice, rule
-    assert select(recs, "clean_val")[1][("m", "d", "standard")] == 2
-    assert select(recs, "train_condition_val")[1][("m", "d", "standard")] == 1
-    assert select(poisoned, "oracle_test")[1][("m", "d", "standard")] == 3  # the oracle does read test data
-
-
-def test_a_suite_with_draws_records_every_draw_and_writes_the_oracle_table_apart(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def draws_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two methods, three hyperparameter draws each, written by the runner."""
+    tmp_path = tmp_path_factory.mktemp("draws")
     suite = write_suite(tmp_path, ["early_fusion", "late_fusion"])
     suite.write_text(suite.read_text().replace('seeds = [0]', 'seeds = [0]\nhparam_draws = 3'))
-    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress")
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
+                   extra_env={"BENCHMARK_DATA": str(tmp_path_factory.getbasetemp() / "data")})
     assert done.returncode == 0, done.stderr
+    return tmp_path / "res"
+
+
+@pytest.fixture()
+def draws_results(draws_folder: Path):
+    from benchmark.results import load
+
+    return load(draws_folder)
+
+
+def test_every_method_draw_passes_the_shared_validation_and_a_wrong_value_is_refused() -> None:
+    from benchmark.hparams import validate
+
+    for name, plugin in registry.methods().items():
+        for k in range(6):
+            validate(plugin.cls.Hparams, draw(plugin.cls.Hparams, name, k), name)  # raises on a refused value
+    with pytest.raises(ValueError, match="mask_as_input"):
+        validate(registry.get("method", "early_fusion").cls.Hparams, {"mask_as_input": "maybe"}, "early_fusion")
+
+
+def _scored(results, run_score: dict[str, tuple[float, float, float]]):
+    """``results`` with each run's validation (clean, training condition) and test accuracies set."""
+    table = results.table.copy()
+    acc = table["metric"] == "accuracy"
+    for rid, (val_clean, val_cond, test) in run_score.items():
+        run = acc & (table["run_id"] == rid)
+        table.loc[run & (table["split"] == "val") & (table["condition"] == "clean"), "value"] = val_clean
+        table.loc[run & (table["split"] == "val") & (table["condition"] == "train_condition"), "value"] = val_cond
+        table.loc[run & (table["split"] == "test"), "value"] = test
+    return dataclasses.replace(results, table=table)
+
+
+def test_non_oracle_rules_never_read_a_test_metric(draws_results) -> None:
+    runs = [r for r in draws_results.ok if r.method == "early_fusion"]
+    assert sorted(r.spec.draw for r in runs) == [0, 1, 2]
+    key = ("early_fusion", runs[0].dataset, "standard")
+    honest = {r.run_id: (0.5 + 0.1 * (r.spec.draw == 2), 0.5 + 0.1 * (r.spec.draw == 1), 0.7) for r in runs}
+    poisoned = {r.run_id: (*honest[r.run_id][:2], 1.0 if r.spec.draw == 0 else 0.0) for r in runs}
+    clean, dirty = _scored(draws_results, honest), _scored(draws_results, poisoned)
+    for rule, spec in RULES.items():
+        if not spec.reads_test:
+            assert select(clean, rule)[1][key] == select(dirty, rule)[1][key], rule
+    assert select(clean, "clean_val")[1][key] == 2
+    assert select(clean, "train_condition_val")[1][key] == 1
+    assert select(dirty, "oracle_test")[1][key] == 0  # the oracle does read test data
+    kept = select(clean, "clean_val")[0]
+    assert {r.spec.draw for r in kept.records if r.method == "early_fusion"} == {2}
+    assert set(kept.table["run_id"]) == {r.run_id for r in kept.records if r.ok}
+
+
+def test_a_suite_with_draws_records_every_draw_and_writes_the_oracle_table_apart(draws_folder: Path) -> None:
+    tmp_path = draws_folder.parent
     assert len(list((tmp_path / "res" / "runs").glob("*.json"))) == 2 * 3
     board = (tmp_path / "res" / "leaderboard.md").read_text()
     assert "Model selection: `clean_val`" in board and "leaderboard_oracle.md" in board

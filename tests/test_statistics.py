@@ -82,23 +82,32 @@ def test_mixed_model_recovers_a_known_effect() -> None:
 
 def test_claim_verdicts_follow_the_data() -> None:
     check = paired_greater("a", "b")
-    assert check([], table({"a": 0.03, "b": 0.0})).verdict == "supported"
-    assert check([], table({"a": -0.03, "b": 0.0})).verdict == "not supported"
-    assert check([], table({"a": 0.0, "b": 0.0}, noise=0.02)).verdict == "inconclusive"
-    assert "not enough paired runs" in check([], table({"a": 0.0, "c": 0.0})).used
+    assert check(None, table({"a": 0.03, "b": 0.0})).verdict == "supported"
+    assert check(None, table({"a": -0.03, "b": 0.0})).verdict == "not supported"
+    assert check(None, table({"a": 0.0, "b": 0.0}, noise=0.02)).verdict == "inconclusive"
+    assert "not enough paired runs" in check(None, table({"a": 0.0, "c": 0.0})).used
 
 
-def test_gap_and_weak_modality_claims_read_the_two_modality_runs() -> None:
+def test_gap_and_weak_modality_claims_read_the_two_modality_runs(runner_results) -> None:
+    """On the runner's records, with the accuracies alone (m0) and alone (m1) set to known values: the
+    two-modality runs decide, the three-modality variant never enters."""
     from benchmark.claims import condition_greater, smaller_gap
 
-    def rec(method: str, seed: int, strong: float, weak: float) -> dict:
-        return {"spec": {"method": method, "dataset": "synthetic_pid", "seed": seed, "train_condition": "standard",
-                         "dataset_params": {"n_modalities": 2}}, "status": "ok",
-                "metrics": {"missing_pattern[m0]": {"accuracy": strong}, "missing_pattern[m1]": {"accuracy": weak}}}
+    for r in runner_results.ok:
+        weak = (0.6 if r.method == "early_fusion" else 0.4) + 0.01 * r.spec.seed
+        r.metrics["missing_pattern[m0]"]["accuracy"] = 0.9
+        r.metrics["missing_pattern[m1]"]["accuracy"] = weak
+    assert smaller_gap("early_fusion", "late_fusion")(runner_results, None).verdict == "supported"
+    assert smaller_gap("late_fusion", "early_fusion")(runner_results, None).verdict == "not supported"
+    verdict = condition_greater("early_fusion", "late_fusion", "missing_pattern[m1]")(runner_results, None)
+    # 3 seeds of the two-modality variant: the three-modality runs (set above too) are not paired in.
+    assert verdict.verdict == "supported" and verdict.used.startswith("3 (dataset, training condition, seed) pairs")
 
-    recs = [rec("g", s, 0.9, 0.6 + 0.01 * s) for s in range(5)] + [rec("e", s, 0.9, 0.4 + 0.02 * s) for s in range(5)]
-    assert smaller_gap("g", "e")(recs, None).verdict == "supported"
-    assert smaller_gap("e", "g")(recs, None).verdict == "not supported"
-    assert condition_greater("g", "e", "missing_pattern[m1]")(recs, None).verdict == "supported"
-    three = [dict(r, spec={**r["spec"], "dataset_params": {}}) for r in recs]
-    assert smaller_gap("g", "e")(three, None).verdict == "inconclusive"  # not the two-modality set-up
+
+def test_nemenyi_by_hand_is_scikit_posthocs() -> None:
+    from benchmark.statistics import nemenyi_friedman
+
+    rng = np.random.default_rng(0)
+    for shape in ((7, 5), (14, 7), (3, 3)):
+        values = rng.integers(0, 4, size=shape).astype(float)  # ties on purpose
+        assert np.array_equal(nemenyi_friedman(values), sp.posthoc_nemenyi_friedman(values).to_numpy())

@@ -1,0 +1,117 @@
+"""Markdown of the leaderboard: the summary per training condition, then a table per dataset and
+training condition with every column's interval, the robustness areas and the failed runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.leaderboard import COLUMNS
+from benchmark.selection import RULES
+from benchmark.statistics import ALPHA
+
+SUMMARY_END = "<!-- summary:end -->"
+CONFIDENCE_TEXT = f"{int((1 - ALPHA) * 100)}% t-interval"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table as lines: the one place that writes the pipes."""
+    return ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def cell(row: pd.Series, col: str, scale: float) -> str:
+    """``mean ± half-width``; a dash where there is no value."""
+    mean, lo, hi = row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"]
+    if not np.isfinite(mean):
+        return "—"
+    digits = 1 if scale == 100.0 or abs(mean) >= 10 else 3
+    text = f"{mean * scale:.{digits}f}"
+    if np.isfinite(lo):
+        text += f" ± {(hi - lo) / 2 * scale:.{digits}f}"
+    return text
+
+
+def _seeds(r: pd.Series) -> str:
+    return (f"{r['seeds_ok']}" + (f" (+{r['seeds_failed']} failed)" if r["seeds_failed"] else "")
+            + (f" ({r['seeds_stale']} stale)" if r.get("seeds_stale", 0) else ""))
+
+
+def _rows(part: pd.DataFrame, columns: list[tuple[str, float]], extra: list[Callable[[pd.Series], str]],
+          marks: set, dataset: str, cond: str) -> list[list[str]]:
+    out = []
+    for _, row in part.iterrows():
+        cells = [row["method"]]
+        for c, scale in columns:
+            if c not in row:
+                cells.append("—")
+                continue
+            mark = c == "clean_accuracy" and (dataset, cond, "clean", row["method"]) in marks
+            cells.append(cell(row, c, scale) + (" ✓" if mark else ""))
+        out.append(cells + [f(row) for f in extra])
+    return out
+
+
+def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
+    """One table per training condition: each method's clean accuracy on every dataset, its mean rank
+    over the datasets (1 = best; ties share the mean rank) and its missing-family accuracy averaged over
+    the datasets. What the README shows; the per-dataset tables follow it."""
+    if table.empty or table["dataset"].nunique() < 2:
+        return []
+    out = []
+    by_condition = dict(list(table.groupby("train_condition", sort=True)))
+    for cond in sorted(by_condition, key=lambda c: (c != "standard", c)):  # standard training first
+        part = by_condition[cond]
+        acc = part.pivot(index="method", columns="dataset", values="clean_accuracy")
+        ranks = acc.rank(axis=0, ascending=False).mean(axis=1)
+        missing = part.pivot(index="method", columns="dataset", values="missing_mean_accuracy").mean(axis=1)
+        datasets = list(acc.columns)
+        rows = []
+        for method in ranks.sort_values(kind="stable").index:
+            cells = [f"{acc.loc[method, d] * 100:.1f}" + (" ✓" if (d, cond, "clean", method) in marks else "")
+                     if np.isfinite(acc.loc[method, d]) else "—" for d in datasets]
+            rows.append([method, f"{ranks[method]:.2f}", *cells, f"{missing[method] * 100:.1f}"])
+        out += [f"## Summary (training: {cond})", "",
+                f"Clean test accuracy (%) on each dataset, mean over seeds (✓: not significantly worse than the "
+                f"best there); mean rank over the {len(datasets)} datasets (1 = best); missing: the `missing` "
+                "family's mean accuracy, averaged over the datasets.", "",
+                *md_table(["method", "mean rank", *datasets, "missing (%)"], rows), ""]
+    return out
+
+
+def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None,
+                rule: str = "clean_val", marks: set | None = None, notes: list[str] | None = None) -> str:
+    marks = marks or set()
+    out = [f"# Leaderboard: suite `{suite}`", "",
+           f"Mean ± half-width of the {CONFIDENCE_TEXT} over seeds. Missing: the conditions "
+           "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
+           "`python -m benchmark leaderboard`.", "",
+           f"Model selection: `{rule}` ({RULES[rule].text}). ✓ after the clean accuracy: not significantly "
+           "worse than the best (paired t-test over seeds, Holm-corrected; see `statistics.md`).", ""]
+    for note in notes or []:
+        out += [f"Note: {note}.", ""]
+    if table.empty:
+        out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
+    out += summary_markdown(table, marks) + [SUMMARY_END, ""]
+    families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
+    for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
+        part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
+        out += [f"## {dataset} (training: {cond})", ""]
+        main = [(c, col.scale) for c, col in COLUMNS.items()]
+        header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]
+        out += md_table(header, _rows(part, main, [lambda r: f"`{r['worst_condition']}`", _seeds], marks, dataset,
+                                      cond)) + [""]
+        fams = [f for f in families if part.get(f"auc_{f}", pd.Series(dtype=float)).notna().any()]
+        if fams:
+            out += [f"Robustness on {dataset}: relative robustness (area under accuracy vs severity, clean at 0, "
+                    f"normalised by the grid's width, %) and effective robustness against `{baseline}` "
+                    "(points of accuracy kept beyond the baseline's, after equalising clean accuracy).", ""]
+            cols = [(f"auc_{f}", 100.0) for f in fams] + [(f"er_{f}", 100.0) for f in fams]
+            header = ["method", *(f"AUC {f}" for f in fams), *(f"ER {f}" for f in fams)]
+            out += md_table(header, _rows(part, cols, [], marks, dataset, cond)) + [""]
+    if failed:
+        out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]
+    return "\n".join(out)

@@ -1,0 +1,60 @@
+"""Every output of a suite's folder, rebuilt from its results: ``leaderboard.{md,csv,html}``, the
+statistics page, the claims scorecard, and an oracle table apart when there are several draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark import claims
+from benchmark.leaderboard import build_table, with_tuning
+from benchmark.report.claims_page import claims_markdown
+from benchmark.report.html import render
+from benchmark.report.markdown import to_markdown
+from benchmark.report.statistics_page import write_statistics
+from benchmark.results import Results
+from benchmark.selection import DEFAULT_RULE, select, tuning_spread
+from benchmark.statistics import long_table, not_worse_than_best, pairwise_tests
+
+
+def failure_lines(results: Results) -> list[str]:
+    return [f"{r.method} on {r.dataset} seed {r.spec.seed}: {r.error.get('type', '')}: {r.error.get('message', '')}"
+            for r in results.failed]
+
+
+def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
+                  rule: str = DEFAULT_RULE, figures_dir: Path | None = None) -> pd.DataFrame:
+    """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
+    the tables, the statistics, the claims scorecard and the HTML page. With several draws, an
+    oracle-selected table (test data) is written apart."""
+    selected, chosen = select(results, rule)
+    spread = tuning_spread(results)
+    table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
+    long = long_table(selected.table)
+    pairwise = pairwise_tests(long, baseline)
+    marks = not_worse_than_best(pairwise, long)
+    if not table.empty:
+        table["not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
+                                        zip(table["dataset"], table["train_condition"], table["method"], strict=True)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
+    md = to_markdown(table, suite, failure_lines(selected), baseline, rule, marks, results.notes())
+    if any(n > 1 for n, _ in spread.values()):
+        oracle_results, oracle_chosen = select(results, "oracle_test")
+        oracle = with_tuning(build_table(oracle_results, baseline), oracle_chosen, spread, "oracle_test")
+        oracle.to_csv(out_dir / "leaderboard_oracle.csv", index=False, float_format="%.6g")
+        (out_dir / "leaderboard_oracle.md").write_text(
+            to_markdown(oracle, suite, [], baseline, "oracle_test").replace(
+                "# Leaderboard:", "# NOT A LEADERBOARD (oracle selection on test data):", 1))
+        md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
+    (out_dir / "leaderboard.md").write_text(md)
+    write_statistics(long, selected, pairwise, baseline, out_dir)
+    present = {r.method for r in selected.records}
+    written = {c.method for c in claims.CLAIMS}
+    (out_dir / "claims.md").write_text(claims_markdown(claims.scorecard(selected, present, long), suite,
+                                                       sorted(present - written)))
+    if not table.empty:
+        (out_dir / "leaderboard.html").write_text(render(table, long, marks, selected, suite, rule, out_dir,
+                                                         figures_dir))
+    return table

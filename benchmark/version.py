@@ -1,0 +1,6 @@
+"""The engine's version: part of every run id. Bump it when a change to the engine changes what a run
+computes (``python -m benchmark verify`` re-runs committed records and tells when one was needed)."""
+
+#: 0.1.0: the first engine; 0.2.0: run ids hash this version instead of the engine's sources, and records
+#: carry their provenance and resolved conditions (record version 2).
+ENGINE_VERSION = "0.2.0"
