@@ -1,42 +1,48 @@
 """Robustness curves: accuracy against severity or missing rate, per dataset and protocol family, one
-line per method with a 95% band over seeds. A family's curve averages its protocols' curves (e.g.
-Gaussian noise on each modality) at each severity; severity 0 is the clean test set."""
+line per method with a 95% band over seeds, for the ``standard`` training condition (the title names the
+one drawn). A family's curve averages its curves (e.g. Gaussian noise on each modality) at each
+severity; severity 0 is the clean test set."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmark.figure_style import grid, method_style, save
-from benchmark.figures import NoData, band, by, ok_records
-from benchmark.robustness import curves
+from benchmark.figures import NoData, band, condition_title, main_condition, of_condition, values
+from benchmark.results import Results
 
 XLABELS = {"missing": "missing rate", "mnar": "missing rate (not at random)", "noise": "noise level",
            "covariate": "shift level", "label": "label-shift strength λ"}
+KEYS = ["dataset", "family", "method", "seed"]
 
 
-def family_curves(record: dict) -> dict[str, dict[float, float]]:
-    acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for (family, _), (sev, values) in curves(record).items():
-        for s, a in zip(sev, values, strict=True):
-            acc[family][float(s)].append(float(a))
-    return {f: {s: float(np.mean(v)) for s, v in pts.items()} for f, pts in acc.items()}
+def family_curves(acc: pd.DataFrame) -> pd.DataFrame:
+    """Rows (dataset, family, method, seed), columns severity (0 = clean): the mean accuracy of the
+    family's curves at each severity, per run."""
+    graded = acc[acc["severity"].notna()]
+    clean = acc[acc["family"] == "clean"][["run_id", "value"]]
+    zero = graded.drop_duplicates(["run_id", "family"]).drop(columns="value").merge(clean, on="run_id")
+    points = pd.concat([graded, zero.assign(severity=0.0)])[[*KEYS, "severity", "value"]]
+    points[KEYS[:3]] = points[KEYS[:3]].astype(str)
+    return points.groupby([*KEYS, "severity"])["value"].mean().unstack("severity")
 
 
-def draw(records: list[dict], out_dir) -> list:
-    panels: dict[tuple[str, str], dict[str, list[dict[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for (dataset, method), recs in by(ok_records(records), "dataset", "method").items():
-        for r in recs:
-            for family, pts in family_curves(r).items():
-                panels[(dataset, family)][method].append(pts)
-    if not panels:
+def draw(results: Results, out_dir: Path) -> list[Path]:
+    condition = main_condition(results)
+    curves = family_curves(of_condition(values(results), condition))
+    if curves.empty:
         raise NoData("no run has a graded condition (random_missing, gaussian_noise, ...)")
+    panels = curves.index.droplevel(["method", "seed"]).unique()
     fig, axes = grid(len(panels))
-    for ax, ((dataset, family), methods) in zip(axes, sorted(panels.items()), strict=True):
-        for method, seeds in sorted(methods.items()):
-            sev = sorted(set.intersection(*(set(s) for s in seeds)))
-            mean, lo, hi = band([[s[x] for x in sev] for s in seeds])
+    for ax, (dataset, family) in zip(axes, panels, strict=True):
+        part = curves.loc[(dataset, family)]
+        for method in part.index.unique("method"):
+            seeds = part.loc[method].dropna(axis=1)  # the severities every seed has
+            sev = seeds.columns.to_numpy(dtype=float)
+            mean, lo, hi = band(seeds.to_numpy())
             style = method_style(method)
             ax.plot(sev, mean, label=method, markersize=3, **style)
             ax.fill_between(sev, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=style["color"], alpha=0.15, linewidth=0)
@@ -44,4 +50,5 @@ def draw(records: list[dict], out_dir) -> list:
         ax.set_xlabel(XLABELS.get(family, "severity"))
         ax.set_ylabel("accuracy")
     axes[0].legend(loc="lower left")
+    fig.suptitle(f"Accuracy against severity, mean and 95% band over seeds ({condition_title(condition)})")
     return save(fig, out_dir, "fig_01_robustness_curves")

@@ -1,36 +1,46 @@
 """Missing-pattern heat map: accuracy (mean over seeds) of each method for each subset of modalities
-present, one panel per dataset."""
+present (in the suite's grid order), one panel per dataset, for the ``standard`` training condition (the
+title names the one drawn)."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
 from benchmark.figure_style import grid, save
-from benchmark.figures import NoData, by, ok_records
+from benchmark.figures import NoData, condition_title, main_condition, of_condition, values
+from benchmark.results import Results
+
+PROTOCOL = "missing_pattern"
 
 
-def draw(records: list[dict], out_dir) -> list:
-    panels = {}
-    for (dataset,), recs in by(ok_records(records), "dataset").items():
-        patterns = sorted({k for r in recs for k in r["metrics"] if k.startswith("missing_pattern[")},
-                          key=lambda k: (k.count("+"), k))
-        if not patterns:
-            continue
-        methods = sorted({r["spec"]["method"] for r in recs})
-        matrix = np.full((len(methods), len(patterns)), np.nan)
-        for i, m in enumerate(methods):
-            for j, p in enumerate(patterns):
-                vals = [r["metrics"][p]["accuracy"] for r in recs if r["spec"]["method"] == m and p in r["metrics"]]
-                matrix[i, j] = np.mean(vals) if vals else np.nan
-        panels[dataset] = (methods, [p[len("missing_pattern["):-1] for p in patterns], matrix)
-    if not panels:
-        raise NoData("no run was evaluated under missing_pattern[*]")
-    fig, axes = grid(len(panels), ncols=1, size=(11, 2.8))
-    for ax, (dataset, (methods, patterns, matrix)) in zip(axes, panels.items(), strict=True):
-        image = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-        ax.set_yticks(range(len(methods)), methods)
-        ax.set_xticks(range(len(patterns)), patterns, rotation=90, fontsize=5 if len(patterns) > 20 else 8)
-        ax.set_title(f"{dataset}: accuracy with only these modalities present")
+def patterns(results: Results) -> dict[str, dict[str, str]]:
+    """Dataset -> {condition key: the modalities it keeps present (its resolved arguments)}, in the order
+    of the suite's grid (the runs' test conditions)."""
+    out: dict[str, dict[str, str]] = {}
+    for r in results.ok:
+        out.setdefault(r.dataset, {k: ",".join(map(str, r.conditions[k]["args"])) for k in r.spec.test_conditions
+                                   if r.conditions[k]["protocol"] == PROTOCOL})
+    return out
+
+
+def draw(results: Results, out_dir: Path) -> list[Path]:
+    condition = main_condition(results)
+    acc = of_condition(values(results), condition)
+    acc = acc[acc["protocol"] == PROTOCOL][["dataset", "method", "condition", "value"]]
+    if acc.empty:
+        raise NoData(f"no run was evaluated under {PROTOCOL}[*]")
+    acc = acc.astype({"dataset": str, "method": str, "condition": str})
+    labels = patterns(results)
+    fig, axes = grid(acc["dataset"].nunique(), ncols=1, size=(11, 2.8))
+    for ax, (dataset, part) in zip(axes, acc.groupby("dataset"), strict=True):
+        present = set(part["condition"])
+        order = [k for k in labels[dataset] if k in present]
+        matrix = part.groupby(["method", "condition"])["value"].mean().unstack("condition")[order]
+        image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_yticks(range(len(matrix.index)), matrix.index)
+        ax.set_xticks(range(len(order)), [labels[dataset][k] for k in order], rotation=90,
+                      fontsize=5 if len(order) > 20 else 8)
+        ax.set_title(f"{dataset}: accuracy with only these modalities present ({condition_title(condition)})")
         ax.set_xlabel("modalities present")
         ax.set_ylabel("method")
         ax.grid(False)

@@ -1,16 +1,20 @@
 """Modality gap (GMM-guided loss): the histogram of the training gaps at the end of training with the
 fitted two-component mixture (balanced and imbalanced components), one panel per dataset (seed 0, or
-the lowest seed run)."""
+the lowest seed run), for the ``standard`` training condition (the title names the one drawn)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
 
 from benchmark.figure_style import grid, save
-from benchmark.figures import NoData, by, ok_records
+from benchmark.figures import NoData, condition_title, main_condition, records_by
+from benchmark.results import Results
 
 METHOD = "gmm_adaptive"
+FIT_KEYS = ("pi_b", "mu_b", "var_b", "pi_i", "mu_i", "var_i")
 
 
 def mixture_density(fit: dict, g: np.ndarray, logit_scale: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -25,23 +29,24 @@ def mixture_density(fit: dict, g: np.ndarray, logit_scale: bool) -> tuple[np.nda
     return comp_b, comp_i
 
 
-def draw(records: list[dict], out_dir) -> list:
-    datasets = {k: v for k, v in by(ok_records(records, METHOD), "dataset").items()
-                if any("histogram" in r.get("extras", {}) for r in v)}
-    if not datasets:
+def draw(results: Results, out_dir: Path) -> list[Path]:
+    condition = main_condition(results)
+    panels = {k: with_hist[0] for k, recs in records_by(results, condition, METHOD).items()
+              if (with_hist := [r for r in recs if "histogram" in (r.body.get("extras") or {})])}
+    if not panels:
         raise NoData(f"no run of {METHOD} carries a gap histogram")
-    fig, axes = grid(len(datasets))
-    for ax, ((dataset,), recs) in zip(axes, datasets.items(), strict=True):
-        r = min(recs, key=lambda rec: rec["spec"]["seed"])
-        hist, fit = r["extras"]["histogram"], r["extras"].get("final_fit", {})
+    fig, axes = grid(len(panels))
+    for ax, ((dataset, label), r) in zip(axes, panels.items(), strict=True):
+        extras = r.body["extras"]
+        hist, fit = extras["histogram"], extras.get("final_fit") or {}
         edges, counts = np.array(hist["edges"]), np.array(hist["counts"], dtype=float)
         widths = np.diff(edges)
         density = counts / max(counts.sum(), 1) / widths
         ax.bar(edges[:-1], density, width=widths, align="edge", color="#BBBBBB", edgecolor="#555555",
                label="training gaps")
-        if fit and all(k in fit for k in ("pi_b", "mu_b", "var_b", "pi_i", "mu_i", "var_i")):
+        if all(k in fit for k in FIT_KEYS):
             g = np.linspace(edges[0], edges[-1], 400)
-            comp_b, comp_i = mixture_density(fit, g, "logit" in str(r["extras"].get("gap_form", "")))
+            comp_b, comp_i = mixture_density(fit, g, "logit" in str(extras.get("gap_form", "")))
             ax.plot(g, comp_b, color="#0072B2", linestyle="-", label="balanced component")
             ax.plot(g, comp_i, color="#D55E00", linestyle="--", label="imbalanced component")
             if fit.get("fallback"):
@@ -49,6 +54,7 @@ def draw(records: list[dict], out_dir) -> list:
                         ha="right", va="top", fontsize=7)
         ax.set_xlabel(f"modality gap ({hist.get('of', 'gap')})")
         ax.set_ylabel("density")
-        ax.set_title(f"{dataset} (seed {r['spec']['seed']})")
+        name = dataset if label == METHOD else f"{dataset}, {label}"
+        ax.set_title(f"{name} (seed {r.spec.seed}, {condition_title(condition)})")
     axes[0].legend(fontsize=7)
     return save(fig, out_dir, "fig_08_modality_gap")

@@ -1,51 +1,88 @@
-"""Every paper figure renders from a small results fixture, and its content is what it claims."""
+"""Every paper figure renders from results the runner made (a tiny suite of every method, two datasets,
+two seeds and two training conditions, read back by ``benchmark.results.load``), it draws what it claims
+and it never pools training conditions as seeds; the files are the same bytes whatever the hash seed."""
 
 from __future__ import annotations
 
-import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from benchmark import figures
 from benchmark.registry import methods
+from benchmark.results import Results, load
 
 FIXTURE_SUITE = """
 name = "figure_fixture"
-description = "every method, tiny, two seeds, two training conditions"
+description = "every method, two datasets (3 and 2 modalities), two seeds, two training conditions"
 methods = "all"
 seeds = [0, 1]
 training_conditions = ["standard", "labels[0.5]"]
 test_conditions = ["clean", "missing_modality[*]", "random_missing[0.3]", "random_missing[0.6]",
                    "missing_pattern[*]", "gaussian_noise[m0,1]", "gaussian_noise[m0,3]", "mean_shift[m0,2]",
                    "correlation_shift[m1,any_class]"]
-datasets = [{{name = "synthetic_pid", n = 300{extra}}}]
+datasets = [{name = "synthetic_pid", n = 300},
+            {name = "synthetic_pid", n = 300, n_modalities = 2, noise = [0.6, 1.0]}]
 
 [budget]
 max_epochs = 3
 patience = 2
 width = 16
 """
+DRAWS_SUITE = """
+name = "draws"
+description = "one method, two hyperparameter draws"
+methods = ["early_fusion"]
+datasets = [{name = "synthetic_pid", n = 300}]
+seeds = [0]
+hparam_draws = 2
+test_conditions = ["clean"]
+
+[budget]
+max_epochs = 2
+patience = 2
+width = 16
+"""
+CONDITIONS = ["standard", "labels[0.5]"]
+#: The figures that draw one panel set: the ``standard`` training condition only.
+ONE_CONDITION = ["fig_01_robustness_curves", "fig_02_missing_patterns", "fig_04_pareto",
+                 "fig_06_complexity_scaling", "fig_07_conformal_shapley", "fig_08_modality_gap",
+                 "fig_09_reliability", "fig_10_robult_diagnostics"]
+DRAW_ALL = """
+import sys
+from pathlib import Path
+from benchmark import figures
+from benchmark.results import load
+res = load(Path(sys.argv[1]))
+done = figures.draw_all(res, Path(sys.argv[2]), lambda name: res)
+assert all(isinstance(v, list) for v in done.values()), done
+"""
 
 
-def _run(folder: Path, extra: str = "", only: str | None = None) -> list[dict]:
-    suite = folder / "suite.toml"
-    text = FIXTURE_SUITE.format(extra=extra)
-    if only:
-        text = text.replace('methods = "all"', f"methods = {only}").replace('"labels[0.5]"', "").replace(", ]", "]")
-    suite.write_text(text.replace('["standard", ]', '["standard"]'))
-    done = run_cli("run", "--suite", str(suite), "--results", str(folder / "res"), "--no-progress", "--no-leaderboard")
+@pytest.fixture(scope="session")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture suite, run by the runner into a temporary folder."""
+    folder = tmp_path_factory.mktemp("figures")
+    suite = folder / "figure_fixture.toml"
+    suite.write_text(FIXTURE_SUITE)
+    done = run_cli("run", "--suite", str(suite), "--results", str(folder / "res"), "--no-progress",
+                   "--no-leaderboard", extra_env={"BENCHMARK_DATA": str(tmp_path_factory.getbasetemp() / "data")},
+                   timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    return [json.loads(p.read_text()) for p in (folder / "res" / "runs").glob("*.json")]
+    return folder / "res"
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    main = _run(tmp_path_factory.mktemp("fig_main"))
-    two = _run(tmp_path_factory.mktemp("fig_m2"), ', n_modalities = 2, noise = [0.6, 1.0]',
-               only='["early_fusion", "late_fusion"]')
-    return main + two
+@pytest.fixture(scope="session")
+def results(results_dir: Path) -> Results:
+    res = load(results_dir)
+    assert not res.problems and not res.failed and len(res.records) == len(methods()) * 2 * 2 * 2
+    return res
 
 
 @pytest.fixture()
@@ -56,18 +93,17 @@ def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     figure_style.apply()
     kept = {}
 
-    def draw(name: str, recs: list[dict]):
+    def draw(name: str, res: Results):
         module = figures.scripts()[name]
         real = module.save
 
         def keep(fig, out, stem):
             kept["fig"] = fig
             fig.canvas.draw()
-            paths = real(fig, out, stem)
-            return paths
+            return real(fig, out, stem)
 
         monkeypatch.setattr(module, "save", keep)
-        paths = module.draw(recs, tmp_path)
+        paths = module.draw(res, tmp_path)
         assert all(p.exists() and p.stat().st_size > 1000 for p in paths) and {p.suffix for p in paths} == {
             ".png", ".pdf"}
         return kept["fig"]
@@ -78,83 +114,154 @@ def visible_axes(fig):
     return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
 
 
+def titles(fig) -> str:
+    return " | ".join([fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in fig.axes])
+
+
+def clean_accuracy(res: Results, condition: str, dataset: str, method: str) -> list[float]:
+    """The clean accuracies of one cell over seeds, read from the records (not the table)."""
+    return [r.metrics["clean"]["accuracy"] for r in res.ok
+            if (r.spec.train_condition, r.dataset, r.method) == (condition, dataset, method)]
+
+
 def test_every_figure_script_is_found() -> None:
     assert len(figures.scripts()) == 10
 
 
-def test_robustness_curves_have_one_line_per_method_per_panel(records, drawn) -> None:
-    fig = drawn("fig_01_robustness_curves", records)
-    n_methods = len({r["spec"]["method"] for r in records})
+@pytest.mark.parametrize("name", ONE_CONDITION)
+def test_a_figure_of_one_panel_set_draws_the_standard_condition_and_says_so(results, drawn, name) -> None:
+    text = titles(drawn(name, results))
+    assert "training condition: standard" in text and "labels[0.5]" not in text
+
+
+def test_robustness_curves_have_one_line_per_method_per_panel_of_standard_runs_only(results, drawn) -> None:
+    fig = drawn("fig_01_robustness_curves", results)
     axes = visible_axes(fig)
     assert {ax.get_xlabel() for ax in axes} >= {"missing rate", "noise level"}
+    assert len(axes) == 2 * 3  # two datasets x (missing, noise, covariate)
+    pooled_differs = False
     for ax in axes:
         assert ax.get_ylabel() == "accuracy"
-        assert len([ln for ln in ax.get_lines() if ln.get_label() in methods()]) == n_methods
+        lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label() in methods()}
+        assert set(lines) == set(methods())
+        dataset = ax.get_title().split(": ")[0]
+        for method, line in lines.items():
+            assert line.get_xdata()[0] == 0  # severity 0 is the clean test set: the mean over standard seeds
+            standard = clean_accuracy(results, "standard", dataset, method)
+            assert len(standard) == 2 and line.get_ydata()[0] == pytest.approx(np.mean(standard))
+            both = standard + clean_accuracy(results, "labels[0.5]", dataset, method)
+            pooled_differs |= not np.isclose(np.mean(both), np.mean(standard))
+    assert pooled_differs  # else the check above could not tell pooled curves from standard ones
 
 
-def test_pattern_heat_map_has_every_pattern_and_method(records, drawn) -> None:
-    fig = drawn("fig_02_missing_patterns", [r for r in records if r["spec"]["dataset_params"].get("n_modalities")
-                                            is None])
-    ax = visible_axes(fig)[0]
-    assert len(ax.get_xticklabels()) == 7 and len(ax.get_yticklabels()) == len(methods())
+def test_pattern_heat_map_has_every_pattern_in_grid_order_and_every_method(results, drawn) -> None:
+    fig = drawn("fig_02_missing_patterns", results)
+    patterns = sorted([[t.get_text() for t in ax.get_xticklabels()] for ax in visible_axes(fig)], key=len)
+    assert patterns == [["m0", "m1", "m0+m1"], ["m0", "m1", "m2", "m0+m1", "m0+m2", "m1+m2", "m0+m1+m2"]]
+    for ax in visible_axes(fig):
+        assert [t.get_text() for t in ax.get_yticklabels()] == sorted(methods())
 
 
-def test_critical_difference_diagram_draws_every_method(records, drawn) -> None:
-    fig = drawn("fig_03_critical_difference", records)
-    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert all(m in texts for m in methods())
-
-
-def test_pareto_panels_and_front(records, drawn) -> None:
-    fig = drawn("fig_04_pareto", records)
+def test_critical_difference_one_diagram_per_training_condition_with_datasets_as_blocks(results, drawn) -> None:
+    fig = drawn("fig_03_critical_difference", results)
     axes = visible_axes(fig)
-    assert len(axes) == 2 and {ax.get_xlabel() for ax in axes} == {"training time (s)", "training FLOPs"}
+    assert [ax.get_title().split(" — ")[0] for ax in axes] == [f"training condition: {c}" for c in CONDITIONS]
+    for ax in axes:
+        assert "over 2 datasets" in ax.get_title()
+        texts = " ".join(t.get_text() for t in ax.texts)
+        assert all(m in texts for m in methods())
+
+
+def test_pareto_panels_and_front(results, drawn) -> None:
+    fig = drawn("fig_04_pareto", results)
+    axes = visible_axes(fig)
+    assert len(axes) == 4 and {ax.get_xlabel() for ax in axes} == {"training time (s)", "training FLOPs"}
     assert all(any(ln.get_label() == "Pareto front" for ln in ax.get_lines()) for ax in axes)
 
 
-def test_seed_spread_has_a_box_per_method(records, drawn) -> None:
-    fig = drawn("fig_05_seed_spread", records)
-    ax = visible_axes(fig)[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(methods())
+def test_seed_spread_has_a_panel_per_training_condition_and_dataset_with_a_box_per_method(results, drawn) -> None:
+    fig = drawn("fig_05_seed_spread", results)
+    axes = visible_axes(fig)
+    assert len(axes) == len(CONDITIONS) * 2
+    for ax in axes:
+        names = [t.get_text() for t in ax.get_xticklabels()]
+        assert names == sorted(methods())
+        dataset, _, rest = ax.get_title().partition(" (training condition: ")
+        condition = rest[:-1]
+        medians = [ln.get_ydata()[0] for ln in ax.lines
+                   if len(ln.get_xdata()) == 2 and np.ptp(ln.get_xdata()) == pytest.approx(0.5)]
+        assert medians == pytest.approx([np.median(clean_accuracy(results, condition, dataset, m)) for m in names])
+    assert sorted(ax.get_title().partition(" (")[2] for ax in axes) == sorted(
+        f"training condition: {c})" for c in CONDITIONS for _ in range(2))
 
 
-def test_complexity_scaling_has_a_point_per_modality_count(records, drawn) -> None:
-    fig = drawn("fig_06_complexity_scaling", records)
+def test_complexity_scaling_has_a_point_per_modality_count(results, drawn) -> None:
+    fig = drawn("fig_06_complexity_scaling", results)
     for ax in visible_axes(fig):
         assert ax.get_xlabel() == "number of modalities"
         lines = {ln.get_label(): ln for ln in ax.get_lines()}
         assert list(lines["early_fusion"].get_xdata()) == [2, 3]
 
 
-def test_conformal_figure_has_forest_and_selection_path(records, drawn) -> None:
-    fig = drawn("fig_07_conformal_shapley", records)
-    forest, path = visible_axes(fig)[:2]
-    assert [t.get_text() for t in forest.get_yticklabels()] == ["m0", "m1", "m2"]
+def test_conformal_figure_has_forest_and_selection_path(results, drawn) -> None:
+    fig = drawn("fig_07_conformal_shapley", results)
+    forests = sorted(([t.get_text() for t in ax.get_yticklabels()] for ax in visible_axes(fig)[::2]), key=len)
+    assert forests == [["m0", "m1"], ["m0", "m1", "m2"]]
+    path = visible_axes(fig)[1]
     assert path.get_xlabel() == "modalities selected at most (q)" and len(path.get_lines()) == 1
 
 
-def test_gap_histogram_has_the_mixture(records, drawn) -> None:
-    fig = drawn("fig_08_modality_gap", records)
+def test_gap_histogram_has_the_mixture(results, drawn) -> None:
+    fig = drawn("fig_08_modality_gap", results)
     ax = visible_axes(fig)[0]
     assert len(ax.patches) == 20 and ax.get_ylabel() == "density"
     assert {ln.get_label() for ln in ax.get_lines()} == {"balanced component", "imbalanced component"}
 
 
-def test_reliability_has_clean_and_shift_panels(records, drawn) -> None:
-    fig = drawn("fig_09_reliability", records)
-    titles = [ax.get_title() for ax in visible_axes(fig)]
-    assert any("clean" in t for t in titles) and any("strongest shift" in t for t in titles)
+def test_reliability_has_clean_and_shift_panels(results, drawn) -> None:
+    fig = drawn("fig_09_reliability", results)
+    found = [ax.get_title() for ax in visible_axes(fig)]
+    assert len(found) == 4 and any("clean" in t for t in found) and any("strongest shift" in t for t in found)
 
 
-def test_robult_diagnostics_one_line_per_modality(records, drawn) -> None:
-    fig = drawn("fig_10_robult_diagnostics", records)
-    axes = visible_axes(fig)
-    assert len(axes) == 2 and all(len(ax.get_lines()) == 3 for ax in axes)
+def test_robult_diagnostics_one_line_per_modality(results, drawn) -> None:
+    fig = drawn("fig_10_robult_diagnostics", results)
+    assert sorted(len(ax.get_lines()) for ax in visible_axes(fig)) == [2, 2, 3, 3]
 
 
-def test_a_figure_without_its_data_says_why(drawn) -> None:
+def test_figures_refuse_results_that_are_not_model_selected(tmp_path: Path) -> None:
+    """Two hyperparameter draws of one method are not two seeds: draw_all asks for selected results."""
+    from benchmark.selection import select
+
+    suite = tmp_path / "draws.toml"
+    suite.write_text(DRAWS_SUITE)
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
+                   "--no-leaderboard")
+    assert done.returncode == 0, done.stdout + done.stderr
+    res = load(tmp_path / "res")
+    assert sorted(r.spec.draw for r in res.ok) == [0, 1]
+    with pytest.raises(ValueError, match="2 hyperparameter draws"):
+        figures.draw_all(res, tmp_path / "figs")
+    done = figures.draw_all(select(res)[0], tmp_path / "figs")
+    assert isinstance(done["fig_05_seed_spread"], list)
+
+
+def test_a_figure_without_its_data_says_why(tmp_path: Path) -> None:
+    empty = load(tmp_path)  # a folder without a record
     with pytest.raises(figures.NoData, match="no finished run of conformal_shapley"):
-        figures.scripts()["fig_07_conformal_shapley"].draw([], Path("/tmp"))
+        figures.scripts()["fig_07_conformal_shapley"].draw(empty, tmp_path)
+
+
+def test_every_figure_is_the_same_bytes_whatever_the_hash_seed(results_dir: Path, tmp_path: Path) -> None:
+    """fig_03 drew its bars through sets of method names, whose order follows PYTHONHASHSEED."""
+    for seed in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", DRAW_ALL, str(results_dir), str(tmp_path / seed)], cwd=REPO,
+                              env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    files = sorted(p.name for p in (tmp_path / "0").iterdir())
+    assert len(files) == 20 and "fig_03_critical_difference.pdf" in files
+    assert [f for f in files if (tmp_path / "0" / f).read_bytes() != (tmp_path / "1" / f).read_bytes()] == []
 
 
 def test_figures_of_a_suite_with_no_records_says_where_it_looked_and_what_to_run(tmp_path: Path) -> None:
@@ -163,5 +270,5 @@ def test_figures_of_a_suite_with_no_records_says_where_it_looked_and_what_to_run
     suite = write_suite(tmp_path, ["early_fusion"])  # its own folder, results/tiny, holds no record
     done = run_cli("figures", "--suite", str(suite), "--out", str(tmp_path / "figs"))
     assert done.returncode == 2, done.stderr
-    assert "no record of suite tiny in" in done.stderr and "results/tiny/runs" in done.stderr
-    assert "`python -m benchmark run --suite tiny` first" in done.stderr
+    assert re.search(r"no record of suite \S*tiny(\.toml)? in \S*results/tiny/runs", done.stderr), done.stderr
+    assert re.search(r"`python -m benchmark run --suite \S*tiny(\.toml)?` first", done.stderr), done.stderr
