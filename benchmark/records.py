@@ -272,10 +272,14 @@ def parse_record(body: Any, path: Path) -> RunRecord:
         if status == "ok":
             if not isinstance(metrics, dict) or not spec.test_conditions:
                 raise ValueError("an ok record needs its metrics and its spec's test conditions")
-            for key in spec.test_conditions:
-                m = metrics.get(key)
-                if not isinstance(m, dict) or not _number(m.get("accuracy")) or not 0 <= m["accuracy"] <= 1:
-                    raise ValueError(f"metrics of condition {key!r} missing or without an accuracy in [0, 1]")
+            try:
+                valid = all(0 <= metrics[key]["accuracy"] <= 1 for key in spec.test_conditions)
+            except (KeyError, TypeError):
+                valid = False
+            if not valid:
+                bad = next(k for k in spec.test_conditions if not isinstance(metrics.get(k), dict)
+                           or not _number(metrics[k].get("accuracy")) or not 0 <= metrics[k]["accuracy"] <= 1)
+                raise ValueError(f"metrics of condition {bad!r} missing or without an accuracy in [0, 1]")
             if version != 1 and set(conditions) != set(spec.test_conditions):
                 raise ValueError("its resolved conditions are not its spec's test conditions")
             timings = body.get("timings")

@@ -42,23 +42,24 @@ def _slug(dataset: str, cond: str) -> str:
 
 
 def _sections(table: pd.DataFrame, long: pd.DataFrame, marks: set) -> list[dict]:
+    families = {key: g["accuracy"].to_numpy(float)
+                for key, g in long.groupby(["dataset", "train_condition", "family", "method"], sort=True)}
     sections = []
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
         slug = _slug(dataset, cond)
         rows = [[Cell(r["method"], r["method"]),
                  *(number_cell(r[c], r[f"{c}_ci_low"], r[f"{c}_ci_high"], col.scale,
                                c == "clean_accuracy" and (dataset, cond, "clean", r["method"]) in marks)
-                   for c, col in COLUMNS.items())] for _, r in part.iterrows()]
+                   for c, col in COLUMNS.items())] for r in part.to_dict("records")]
         tables = [{"caption": "Overview", "id": f"overview-{slug}", "rows": rows,
                    "header": ["method", *(col.header for col in COLUMNS.values())]}]
-        sub = long[(long["dataset"] == dataset) & (long["train_condition"] == cond)]
-        for fam, fpart in sub.groupby("family", sort=True):
-            frows = []
-            for method, g in fpart.groupby("method"):
-                v = g["accuracy"].to_numpy(float)
-                frows.append([Cell(method, method), number_cell(*mean_interval(v), 100,
-                                                                (dataset, cond, fam, method) in marks),
-                              Cell(str(len(v)), str(len(v)))])
+        by_family: dict[str, list[list[Cell]]] = {}
+        for (d, c, fam, method), v in families.items():
+            if (d, c) == (dataset, cond):
+                by_family.setdefault(fam, []).append(
+                    [Cell(method, method), number_cell(*mean_interval(v), 100, (d, c, fam, method) in marks),
+                     Cell(str(len(v)), str(len(v)))])
+        for fam, frows in by_family.items():
             tables.append({"caption": f"{fam}: mean accuracy over the family's conditions (%)", "id": f"{fam}-{slug}",
                            "header": ["method", "accuracy (%)", "seeds"], "rows": frows})
         sections.append({"dataset": dataset, "condition": cond, "tables": tables})
