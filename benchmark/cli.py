@@ -29,6 +29,7 @@ def _device(name: str):
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark import registry, suites
     from benchmark.protocols import PROTOCOLS
+    from benchmark.suite_files import available
 
     if args.what == "methods":
         from benchmark.hparams import describe
@@ -49,8 +50,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             params = "; ".join(q.describe() for q in p.params) or "no parameters"
             print(f"{name} (v{p.version}, {p.stage}, family {p.family}): {p.summary}\n    params: {params}")
     else:
-        for name in suites.available():
-            print(f"{name:10s} {suites.load_suite(name).description}")
+        for name in available():
+            suite = suites.load_suite(name)
+            print(f"{name:10s} {suite.description}")
+            for v in suite.variants:
+                print(f"{'':10s}   variant {v.label}: {v.name} with {v.overrides}")
     for path, err in registry.BROKEN.items():
         print(f"warning: {path} failed to import: {err}", file=sys.stderr)
     return 0

@@ -23,7 +23,7 @@ from benchmark import registry
 from benchmark.contracts import Method, TrainBudget, TrainContext
 from benchmark.execution import check_proba
 from benchmark.hparams import validate
-from benchmark.protocols import Condition, apply_condition
+from benchmark.protocols import expand_conditions
 from benchmark.seeding import set_determinism
 
 #: The smoke run: a small synthetic set and a short budget.
@@ -56,13 +56,14 @@ def time_limit(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _fit(cls: type[Method], data, seed: int, train=None) -> Method:
+def _fit(cls: type[Method], data, seed: int, train=None, val=None) -> Method:
+    splits = data.splits_for(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         set_determinism(1)
         method = cls(data.info, cls.Hparams())
         ctx = TrainContext.from_seed(seed, SMOKE_BUDGET)
-        method.fit(train if train is not None else data.splits["train"], data.splits["val"], ctx)
+        method.fit(train if train is not None else splits["train"], val if val is not None else splits["val"], ctx)
     return method
 
 
@@ -91,7 +92,7 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
     if not run("contract", contract):
         return checks
     data = registry.get("dataset", "synthetic_pid").cls(**SMOKE_DATA).load()
-    test = data.splits["test"].without_labels()
+    test = data.splits_for(0)["test"].without_labels()
     state: dict[str, Method] = {}
 
     def smoke() -> str:
@@ -129,10 +130,13 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
         return "two fits with the same seed give identical predictions"
 
     def without_labels() -> str:
-        train = apply_condition(data.splits["train"], Condition("labels", (0.5,)), 0, stage="train")
-        fitted = _fit(cls, data, seed=0, train=train)
+        (scarce,) = expand_conditions(["labels[0.5]"], data.info, "train")
+        splits = data.splits_for(0)
+        train, val = scarce.apply(splits["train"], 0), scarce.apply_validation(splits["val"], 0)
+        fitted = _fit(cls, data, seed=0, train=train, val=val)
         check_proba(fitted.predict_proba(test.x, test.mask), len(test), data.info.n_classes)
-        return f"trains with {int(train.labeled.sum())}/{len(train)} labels (the others are y = -1)"
+        return (f"trains with {int(train.labeled.sum())}/{len(train)} training and {int(val.labeled.sum())}/"
+                f"{len(val)} validation labels (the others are y = -1)")
 
     run("valid probabilities", probabilities)
     run("invariance to values behind the mask", mask_invariance)

@@ -131,7 +131,7 @@ class TrainContext:
     budget: TrainBudget
     clock: Clock
     epoch_log: list[dict[str, float]] = field(default_factory=list)
-    fit_summary: dict[str, float] = field(default_factory=dict)
+    fit_summary: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_seed(cls, seed: int, budget: TrainBudget, device: torch.device | str = "cpu",

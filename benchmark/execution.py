@@ -110,15 +110,19 @@ def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: tor
 
 def _validation_metrics(method: Method, val: Split, train_cond: ResolvedCondition, seed: int,
                         n_classes: int) -> dict[str, dict[str, float]]:
-    """Validation scores for model selection: the clean validation split, and the validation split under
-    the run's own training condition (what the method could see while training; label scarcity leaves
-    validation as it is). Never a test condition."""
-    clean = all_metrics(check_proba(_predict(method, val), len(val), n_classes), val.y.cpu().numpy())
+    """Validation scores for model selection, on the validation labels the training condition keeps (under
+    ``labels[f]`` the same fraction as in training): the validation split as the method saw it, and under
+    the run's own training condition (what the method could see while training). Never a test condition."""
+
+    def scores(split: Split) -> dict[str, float]:
+        proba = check_proba(_predict(method, split), len(split), n_classes)
+        keep = split.labeled.cpu().numpy() & (split.y.cpu().numpy() >= 0)
+        return all_metrics(proba[keep], split.y.cpu().numpy()[keep])
+
+    clean = scores(val)
     if train_cond.family in ("standard", "labels"):
         return {"clean": clean, "train_condition": clean}
-    shifted = train_cond.apply(val, seed)
-    under = all_metrics(check_proba(_predict(method, shifted), len(shifted), n_classes), shifted.y.cpu().numpy())
-    return {"clean": clean, "train_condition": under}
+    return {"clean": clean, "train_condition": scores(train_cond.apply(val, seed))}
 
 
 def score_method_extras(arrays: dict[str, dict[str, Any]], y: np.ndarray) -> dict[str, Any]:
@@ -144,9 +148,10 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     budget = TrainBudget(**spec.budget)
     hparams = hparams_from_dict(method_cls.Hparams, spec.hparams, spec.method)
     train_cond = conditions.train
-    train = train_cond.apply(data.splits["train"], spec.seed).to(device)
-    val = data.splits["val"].to(device)
-    test = data.splits["test"].to(device)
+    splits = data.splits_for(spec.seed)  # seed k draws split k
+    train = train_cond.apply(splits["train"], spec.seed).to(device)
+    val = train_cond.apply_validation(splits["val"], spec.seed).to(device)
+    test = splits["test"].to(device)
     method = method_cls(data.info, hparams)
     ctx = TrainContext.from_seed(spec.seed, budget, device, clock)
 
@@ -216,6 +221,7 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         "fit_summary": ctx.fit_summary,
         "epoch_log": ctx.epoch_log,
         "n_train_labeled": int(train.labeled.sum()),
+        "n_val_labeled": int(val.labeled.sum()),
         "extras": method.extras(),
         "extras_test": extras_test,
     }

@@ -27,6 +27,8 @@ class Column(NamedTuple):
 #: The per-dataset table's main columns, in order (each a column of ``per_run``).
 COLUMNS: dict[str, Column] = {
     "clean_accuracy": Column("clean acc (%)", 100.0),
+    "clean_balanced_accuracy": Column("clean bal. acc (%)", 100.0),
+    "clean_auroc": Column("clean AUROC (%)", 100.0),
     "missing_mean_accuracy": Column("missing: mean acc (%)", 100.0),
     "missing_worst_accuracy": Column("missing: worst acc (%)", 100.0),
     "worst_accuracy": Column("worst condition acc (%)", 100.0),
@@ -62,6 +64,12 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     runs = runs[runs["status"] == "ok"].set_index("run_id", drop=False)
     table = results.table
     runs["clean_accuracy"] = _test_metric(table, "accuracy")
+    for metric in ("balanced_accuracy", "auroc"):
+        runs[f"clean_{metric}"] = _test_metric(table, metric)
+    primary = results.primary_metrics()
+    runs["primary_metric"] = runs["dataset"].map(primary)
+    runs["clean_primary"] = [row[f"clean_{m}"] for m, row in zip(runs["primary_metric"], runs.to_dict("records"),
+                                                                  strict=True)]
     missing = _family(table, "missing")
     runs["missing_mean_accuracy"] = missing["mean"]
     runs["missing_worst_accuracy"] = missing["worst"]
@@ -69,7 +77,8 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     runs["worst_accuracy"] = summaries.get("worst_accuracy", math.nan)
     runs["clean_ece"] = _test_metric(table, "ece")
     quantities = table[table["split"] == "run"].pivot(index="run_id", columns="metric", values="value")
-    for col in ("fit_seconds", "inference_us_per_sample", "n_parameters", "train_flops", "memory_fit_mb"):
+    for col in ("fit_seconds", "inference_us_per_sample", "n_parameters", "train_flops", "memory_fit_mb",
+                "kept_before_first_step", "best_epoch"):
         runs[col] = quantities[col] if col in quantities.columns else math.nan
     aucs = sorted(c for c in summaries.columns if c.startswith("auc_"))
     for col in aucs:
@@ -93,7 +102,7 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
     all_runs = results.runs()
     all_runs["ok"] = all_runs["status"] == "ok"
     counts = all_runs.groupby(KEYS, sort=True).agg(seeds_ok=("ok", "sum"), n=("ok", "size"), stale=("stale", "sum"))
-    value_columns = [*COLUMNS, *(c for c in runs.columns if c.startswith(("auc_", "er_")))]
+    value_columns = [*COLUMNS, "clean_primary", *(c for c in runs.columns if c.startswith(("auc_", "er_")))]
     arrays = {c: runs[c].to_numpy(float) for c in value_columns}
     positions = runs.groupby(KEYS, sort=True).indices
     rows = []
@@ -115,6 +124,9 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
             row["worst_condition"] = max(sorted(set(worst)), key=worst.count) if worst else ""
             for col in ("n_parameters", "train_flops"):
                 row[col] = float(np.mean(runs[col].to_numpy(float)[idx]))
+            row["primary_metric"] = runs["primary_metric"].to_numpy()[idx][0]
+            # Runs whose kept weights never took an optimisation step (untrained weights on the board).
+            row["seeds_kept_untrained"] = int(np.nansum(runs["kept_before_first_step"].to_numpy(float)[idx]))
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=[*KEYS, "seeds_ok", "seeds_failed", "seeds_stale"])

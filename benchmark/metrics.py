@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 #: Bins of the expected calibration error (equal width over the top-class confidence).
 ECE_BINS = 15
@@ -33,7 +35,42 @@ def brier_score(proba: np.ndarray, y: np.ndarray) -> float:
     return float(((proba - onehot) ** 2).sum(axis=1).mean())
 
 
+def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    """scikit-learn's ``balanced_accuracy_score``: the mean over the classes present in ``y`` of their recall
+    (a class absent from ``y`` has no recall and is left out; predicting it only costs the others' recall).
+    scikit-learn's warning about predicted classes absent from ``y`` is silenced; the value is unchanged."""
+    if len(y) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y, pred))
+
+
+def macro_auroc(proba: np.ndarray, y: np.ndarray) -> float:
+    """One-vs-rest macro AUROC, computed so that it never raises.
+
+    - Two classes: scikit-learn's binary ``roc_auc_score(y, proba[:, 1])`` (the positive class's column).
+    - More classes, all present in ``y``: the mean over classes c of the binary AUROC of ``proba[:, c]`` for
+      ``y == c``, which is exactly ``roc_auc_score(y, proba, multi_class="ovr", average="macro")`` (computed per
+      column, so it does not need rows that sum to 1 up to scikit-learn's tolerance).
+    - A class absent from ``y`` has no positives and no AUROC: the macro mean runs over the classes present.
+    - NaN when fewer than two classes are present in ``y`` (no positive/negative pair exists), when there is
+      no sample, or when ``proba`` has a non-finite entry."""
+    y = np.asarray(y)
+    proba = np.asarray(proba, dtype=np.float64)
+    n_classes = proba.shape[1] if proba.ndim == 2 else 0
+    present = np.unique(y)
+    if len(y) == 0 or n_classes < 2 or len(present) < 2 or not np.isfinite(proba).all():
+        return float("nan")
+    if n_classes == 2:
+        return float(roc_auc_score(y, proba[:, 1]))
+    return float(np.mean([roc_auc_score(y == c, proba[:, c]) for c in present]))
+
+
 def all_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Every metric of one prediction: accuracy, macro F1 (over all classes), NLL, ECE, Brier, balanced
+    accuracy (``balanced_accuracy``) and one-vs-rest macro AUROC (``macro_auroc``; NaN with one class in ``y``).
+    Balanced accuracy and AUROC do not reward predicting the majority class of an imbalanced dataset."""
     n_classes = proba.shape[1]
     pred = proba.argmax(axis=1)
     return {
@@ -42,6 +79,8 @@ def all_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "nll": float(-np.log(np.clip(proba[np.arange(len(y)), y], NLL_EPS, 1.0)).mean()),
         "ece": expected_calibration_error(proba, y),
         "brier": brier_score(proba, y),
+        "balanced_accuracy": balanced_accuracy(pred, y),
+        "auroc": macro_auroc(proba, y),
     }
 
 

@@ -49,7 +49,7 @@ def run_suite(data, budget, cls) -> float:
     method = cls(data.info)
     ctx = TrainContext.from_seed(0, budget)
     t0 = time.perf_counter()
-    method.fit(data.splits["train"], data.splits["val"], ctx)
+    method.fit(data.splits_for(0)["train"], data.splits_for(0)["val"], ctx)
     return time.perf_counter() - t0
 
 
@@ -59,7 +59,7 @@ def _loop(data, budget, cls, use_loader: bool) -> float:
     net = method.build(budget.width)
     method.net = net
     opt = torch.optim.Adam(net.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
-    train, val = data.splits["train"], data.splits["val"]
+    train, val = data.splits_for(0)["train"], data.splits_for(0)["val"]
     names = list(train.x)
     gen = torch_generator(0)
     loader = None
@@ -139,10 +139,10 @@ def coalition_cost(data, budget: TrainBudget) -> None:
             method = cls(data.info, cls.Hparams(**values))
             ctx = TrainContext.from_seed(0, quick)
             t0 = time.perf_counter()
-            method.fit(data.splits["train"], data.splits["val"], ctx)
+            method.fit(data.splits_for(0)["train"], data.splits_for(0)["val"], ctx)
             seconds = time.perf_counter() - t0
-        test = data.splits["test"].without_labels()
-        acc = float((method.predict_proba(test.x, test.mask).argmax(1) == data.splits["test"].y).float().mean())
+        test = data.splits_for(0)["test"].without_labels()
+        acc = float((method.predict_proba(test.x, test.mask).argmax(1) == data.splits_for(0)["test"].y).float().mean())
         return seconds, acc
 
     ef, exact = fit("early_fusion"), fit("conformal_shapley")

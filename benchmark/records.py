@@ -40,15 +40,19 @@ class RunSpec:
     budget: dict[str, Any] = field(default_factory=dict)
     test_conditions: tuple[str, ...] = ()
     draw: int = 0  # the hyperparameter draw (0 = the defaults)
+    label: str = ""  # a variant's row label ("" = the method's name)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as plain JSON data (what run_id hashes). Built field by field with deep copies of the
         parameter dicts only: ``dataclasses.asdict`` also copied every condition key, and planning the
-        full suite spent a third of its time there."""
+        full suite spent a third of its time there. An empty label is left out, so a base method's run id
+        is what it was before variants existed."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in ("hparams", "dataset_params", "budget"):
             d[key] = copy.deepcopy(d[key])
         d["test_conditions"] = list(self.test_conditions)
+        if not self.label:
+            del d["label"]
         return d
 
     @classmethod
@@ -56,8 +60,13 @@ class RunSpec:
         return cls(**{**d, "test_conditions": tuple(d.get("test_conditions", ()))})
 
     @property
-    def label(self) -> str:
-        return f"{self.method} on {self.dataset} ({self.train_condition}, seed {self.seed})"
+    def row(self) -> str:
+        """The leaderboard row this run belongs to: the variant's label, else the method's name."""
+        return self.label or self.method
+
+    @property
+    def describe(self) -> str:
+        return f"{self.row} on {self.dataset} ({self.train_condition}, seed {self.seed})"
 
 
 def dataset_label(spec: dict[str, Any] | RunSpec) -> str:
@@ -122,7 +131,7 @@ def run_id(spec: RunSpec, provenance: Provenance) -> str:
 
 
 def record_path(results: Path, spec: RunSpec, rid: str) -> Path:
-    return results / "runs" / f"{spec.method}__{spec.dataset}__{rid}.json"
+    return results / "runs" / f"{spec.row}__{spec.dataset}__{rid}.json"
 
 
 def write_atomic(path: Path, record: dict[str, Any]) -> None:
@@ -171,8 +180,8 @@ class RunRecord:
 
     @property
     def method(self) -> str:
-        """The row label of the method (a suite's variant label once variants exist; the method's name now)."""
-        return str(self.body.get("label") or self.spec.method)
+        """The row label: a variant's label, else the method's name."""
+        return self.spec.row
 
     @property
     def dataset(self) -> str:
@@ -230,7 +239,7 @@ def _check_spec(d: Any) -> RunSpec:
     if unknown or missing:
         raise ValueError(f"spec has unknown fields {unknown} or lacks {missing}")
     types = {"method": str, "dataset": str, "train_condition": str, "hparams": dict, "dataset_params": dict,
-             "budget": dict, "test_conditions": list}
+             "budget": dict, "test_conditions": list, "label": str}
     for key, kind in types.items():
         if key in d and not isinstance(d[key], kind):
             raise ValueError(f"spec.{key} should be a {kind.__name__}, got {d[key]!r}")

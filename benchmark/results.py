@@ -34,8 +34,9 @@ from benchmark.paths import REPO_ROOT
 from benchmark.records import RecordError, RunRecord, SourceHashes, dataset_label, load_record
 from benchmark.suite_files import suite_file
 
-#: Per-condition metrics a record holds (the runner computes them; see benchmark.metrics).
-CONDITION_METRICS = ("accuracy", "macro_f1", "nll", "ece", "brier")
+#: Per-condition metrics a record holds (the runner computes them; see benchmark.metrics). Records made
+#: before balanced accuracy and AUROC were recorded lack those two.
+CONDITION_METRICS = ("accuracy", "macro_f1", "nll", "ece", "brier", "balanced_accuracy", "auroc")
 _ALL_METRICS = operator.itemgetter(*CONDITION_METRICS)
 RUN_KEYS = ["run_id", "method", "base_method", "overrides", "dataset", "dataset_name", "train_condition", "seed",
             "draw", "status", "stale"]
@@ -62,10 +63,12 @@ def _run_quantities(rec: RunRecord) -> dict[str, float]:
         "memory_evaluate_mb": memory.get("evaluate"),
         "memory_inference_mb": memory.get("inference"),
         "best_epoch": fit.get("best_epoch"),
+        "kept_before_first_step": fit.get("kept_before_first_step"),
         "epochs_run": fit.get("epochs_run"),
         "n_train_labeled": b.get("n_train_labeled"),
+        "n_val_labeled": b.get("n_val_labeled"),
     }
-    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,14 @@ def suite_scope(name_or_path: str, results: Path | None = None) -> SuiteScope:
             if isinstance(e, dict) else dataset_label({"dataset": e, "dataset_params": params.get(e, {})})
             for e in datasets)
     methods = raw.get("methods", "all")
+    listed = methods if isinstance(methods, list) else []
+    variants = [str(v.get("label")) for v in [*raw.get("variants", []), *listed] if isinstance(v, dict)]
     name = raw.get("name", path.stem)
     folder = results or REPO_ROOT / (raw.get("results") or f"results/{name}")
     return SuiteScope(
         name=name, results_dir=folder,
-        methods=None if methods == "all" else frozenset(methods), datasets=labels,
+        methods=None if methods == "all" else frozenset([*(m for m in methods if isinstance(m, str)), *variants]),
+        datasets=labels,
         seeds=frozenset(int(s) for s in raw.get("seeds", [0])),
         training_conditions=frozenset(raw.get("training_conditions", ["standard"])),
         budget=dict(raw.get("budget", {})), hparam_draws=int(raw.get("hparam_draws", 1)),
@@ -143,6 +149,11 @@ class Results:
     @property
     def failed(self) -> list[RunRecord]:
         return [r for r in self.records if not r.ok]
+
+    def primary_metrics(self) -> dict[str, str]:
+        """The metric each dataset's leaderboard ranks on, as its card declares it (recorded by the run;
+        records from before cards declared it rank on accuracy)."""
+        return {r.dataset: str(r.body.get("primary_metric", "accuracy")) for r in self.records}
 
     def by_id(self) -> dict[str, RunRecord]:
         return {r.run_id: r for r in self.records}

@@ -29,14 +29,17 @@ from statsmodels.stats.multitest import multipletests
 ALPHA = 0.05
 
 
-def long_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, training condition, method, seed, family) from the tidy results table:
-    clean accuracy, or the mean accuracy over the family's conditions (in condition-key order). Failed
-    runs have no rows (they are counted elsewhere)."""
-    acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
-    acc = acc.sort_values(["run_id", "condition"], kind="stable")
+def long_table(table: pd.DataFrame, primary: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (dataset, training condition, method, seed, family) from the tidy results table: the
+    clean score (the dataset's ``primary`` metric, accuracy where none is given), or the mean accuracy
+    over the family's conditions (in condition-key order). Failed runs have no rows (they are counted
+    elsewhere). The value column is called ``accuracy`` whatever the clean metric."""
+    test = table[table["split"] == "test"]
+    acc = test[test["metric"] == "accuracy"].sort_values(["run_id", "condition"], kind="stable")
     keys = ["dataset", "train_condition", "method", "seed"]
-    clean = acc[acc["condition"] == "clean"]
+    clean = test[test["condition"] == "clean"]
+    wanted = clean["dataset"].astype(str).map(primary or {}).fillna("accuracy")
+    clean = clean[clean["metric"].astype(str) == wanted]
     parts = [clean[keys].assign(family="clean", accuracy=clean["value"].to_numpy())]
     others = acc[acc["family"] != "clean"]
     if len(others):

@@ -18,6 +18,21 @@ if TYPE_CHECKING:  # the protocols and contracts import torch; reading a suite's
 
 
 
+@dataclass(frozen=True)
+class MethodRow:
+    """One row of a suite's leaderboard: a registered method, or a variant of it with overridden
+    hyperparameters under its own label (``{name = "robult", modality_dropout = true, label =
+    "robult+dropout"}``)."""
+
+    name: str
+    label: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def row(self) -> str:
+        return self.label or self.name
+
+
 @dataclass
 class Suite:
     name: str
@@ -39,6 +54,16 @@ class Suite:
     #: Where its records and leaderboard go by default, relative to the checkout: ``results/NAME``, so
     #: running one suite never overwrites another's tables; the committed ``full`` suite says ``results``.
     results: str = ""
+    #: Method variants: rows of their own beside their base method (``variants = [{name, label, ...}]``).
+    variants: list[MethodRow] = field(default_factory=list)
+    #: Match capacity: each method's width set per dataset so its parameter count is the closest to this.
+    param_budget: int | None = None
+
+    def rows(self, only: list[str] | None = None) -> list[MethodRow]:
+        """Every leaderboard row: each method with the suite's overrides, then each variant; ``only``
+        narrows to rows whose label or method name it lists."""
+        rows = [MethodRow(m) for m in self.methods] + list(self.variants)
+        return [r for r in rows if not only or r.row in only or (not r.label and r.name in only)]
 
     @property
     def results_dir(self) -> Path:
@@ -84,13 +109,23 @@ def load_suite(name_or_path: str) -> Suite:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
              "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
-             "selection_rule", "results"}
+             "selection_rule", "results", "variants", "param_budget"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
     methods = raw.get("methods", "all")
     if methods == "all":
         methods = sorted(registry.methods())
+    if not isinstance(methods, list) or not all(isinstance(m, str | dict) for m in methods):
+        raise ValueError(f"{path}: methods must be \"all\" or a list of method names and variants, got {methods!r}")
+    entries = [_variant(m, path) for m in [*methods, *raw.get("variants", [])] if isinstance(m, dict)]
+    methods = [m for m in methods if isinstance(m, str)]
+    for m in methods:
+        registry.get("method", m)  # a KeyError naming the known methods
+    labels = [*methods, *(e.label for e in entries)]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise ValueError(f"{path}: row label(s) {twice} appear twice; give each variant its own label")
     datasets = raw.get("datasets", "all")
     if datasets == "all":
         datasets = sorted(registry.datasets())
@@ -124,7 +159,30 @@ def load_suite(name_or_path: str) -> Suite:
         hparam_draws=_positive_int(raw.get("hparam_draws", 1), "hparam_draws", path),
         selection_rule=_rule(raw.get("selection_rule", "clean_val"), path),
         results=_relative_folder(raw.get("results", ""), path),
+        variants=entries,
+        param_budget=None if raw.get("param_budget") is None else _positive_int(raw["param_budget"], "param_budget",
+                                                                                path),
     )
+
+
+def _variant(entry: dict[str, Any], path: Path) -> MethodRow:
+    """A variant row, its overrides validated against the method's hyperparameters before anything trains."""
+    from benchmark import registry
+    from benchmark.hparams import validate
+
+    if "name" not in entry or "label" not in entry:
+        raise ValueError(f"{path}: a method variant needs a name and a label, e.g. "
+                         f"{{name = \"robult\", modality_dropout = true, label = \"robult+dropout\"}}; got {entry}")
+    label = str(entry["label"])
+    if not label or not all(c.isalnum() or c in "_+-." for c in label):
+        raise ValueError(f"{path}: variant label {label!r} must be letters, digits and _ + - . only")
+    overrides = {k: v for k, v in entry.items() if k not in ("name", "label")}
+    plugin = registry.get("method", str(entry["name"]))
+    try:
+        validate(plugin.cls.Hparams, overrides, plugin.name)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: variant {label!r}: {exc}") from None
+    return MethodRow(plugin.name, label, overrides)
 
 
 def _positive_int(value: Any, key: str, path: Path) -> int:

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark import hparams, registry
+from benchmark.contracts import hparams_from_dict
 from benchmark.data import Prepared
 from benchmark.execution import RunConditions, execute
 from benchmark.protocols import condition_versions
@@ -33,7 +34,7 @@ from benchmark.records import (
     run_id,
     write_atomic,
 )
-from benchmark.suites import Suite
+from benchmark.suites import MethodRow, Suite
 from benchmark.version import ENGINE_VERSION
 
 
@@ -85,7 +86,10 @@ class DataCache:
 def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] | None = None,
          datasets: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every run of the suite (optionally narrowed), with its run_id and record path."""
-    method_names = list(methods) if methods else suite.methods
+    only = list(methods) if methods else None
+    rows = suite.rows(only)
+    # A name the suite does not list (e.g. a --method-file's method) runs as a row of its own.
+    rows += [MethodRow(m) for m in only or [] if all(m not in (r.row, r.name) for r in rows)]
     seed_list = list(seeds) if seeds is not None else suite.seeds
     runs = []
     for dname, params in suite.dataset_entries(list(datasets) if datasets else None):
@@ -95,15 +99,23 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
         tests = tuple(c.key for c in grid)
         train_grid = suite.train_grid(data.info)
         versions = "|".join(condition_versions(grid) + condition_versions(train_grid))
-        for mname, draw_index in itertools.product(method_names, range(suite.hparam_draws)):
+        for row, draw_index in itertools.product(rows, range(suite.hparam_draws)):
+            mname = row.name
             mplugin = registry.get("method", mname)
-            values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {})}
+            values = {**hparams.draw(mplugin.cls.Hparams, mname, draw_index), **suite.hparams.get(mname, {}),
+                      **row.overrides}
             provenance = Provenance(ENGINE_VERSION, relative_to_checkout(mplugin.path), mplugin.source_hash,
                                     relative_to_checkout(dplugin.path), dplugin.source_hash, data.checksum, versions)
+            budget = vars(suite.budget).copy()
+            if suite.param_budget is not None:  # the width that brings this method closest to the budget
+                from benchmark.capacity import width_for_budget
+
+                budget["width"], _ = width_for_budget(mplugin.cls, data.info, hparams_from_dict(
+                    mplugin.cls.Hparams, values, mname), suite.param_budget)
             for train_cond, seed in itertools.product(train_grid, seed_list):
                 spec = RunSpec(method=mname, dataset=dname, seed=int(seed), train_condition=train_cond.key,
-                               hparams=dict(values), dataset_params=params, budget=vars(suite.budget).copy(),
-                               test_conditions=tests, draw=draw_index)
+                               hparams=dict(values), dataset_params=params, budget=dict(budget),
+                               test_conditions=tests, draw=draw_index, label=row.label)
                 rid = run_id(spec, provenance)
                 runs.append(PlannedRun(spec, rid, record_path(results, spec, rid), provenance,
                                        RunConditions(train_cond, tuple(grid))))
@@ -160,7 +172,7 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         else:
             summary.skipped += 1
             if not rec.ok:
-                summary.failed_before.append(f"{r.spec.label}: {rec.error.get('message', '')}")
+                summary.failed_before.append(f"{r.spec.describe}: {rec.error.get('message', '')}")
     bar = tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not progress or not todo)
 
     def finish(r: PlannedRun, body: dict[str, Any]) -> None:
@@ -171,7 +183,7 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         if body["status"] == "ok":
             summary.done += 1
         else:
-            summary.failed.append(f"{r.spec.label}: {body['error']['type']}: {body['error']['message']}")
+            summary.failed.append(f"{r.spec.describe}: {body['error']['type']}: {body['error']['message']}")
         bar.set_postfix_str(f"{r.spec.method}/{r.spec.dataset}/s{r.spec.seed}")
         bar.update(1)
 
@@ -205,5 +217,7 @@ def run_task(payload: dict[str, Any], method_files: list[str], device: str, thre
     data = (cache or _WORKER_CACHE).get(spec.dataset, spec.dataset_params)
     body = execute(spec, registry.get("method", spec.method).cls, data, torch.device(device),
                    RunConditions.from_json(payload["conditions"]), threads)
+    # The metric the dataset's leaderboard ranks on, from its card: a rebuild reads it here, not from the loader.
+    body["primary_metric"] = registry.get("dataset", spec.dataset).cls.card.primary_metric
     body["dataset_checksum"] = data.checksum
     return body

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -43,18 +44,41 @@ def fit_network(
     params: list[torch.nn.Parameter] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
-) -> dict[str, float]:
+    *,
+    criterion: str = "val_score",
+    start_epoch: int = 0,
+    can_keep: Callable[[int], bool] | None = None,
+) -> dict[str, Any]:
     """Train ``net`` with Adam on ``loss_fn``; keep the weights with the best ``val_score`` (higher is
-    better), stop after ``patience`` epochs without improvement. Returns a summary for the record.
+    better), stop after ``patience`` eligible epochs without improvement. Returns a summary for the record
+    (it is also merged into ``ctx.fit_summary``).
 
     ``on_epoch_start(epoch)`` runs before an epoch's first batch (e.g. refit a mixture, re-estimate a
     dependence), ``on_epoch_end(epoch)`` after its last step and before validation (e.g. diagnostics);
-    both count toward the epoch's time."""
+    both count toward the epoch's time.
+
+    ``criterion`` names what ``val_score`` measures (methods use ``"log_likelihood"`` by default, see
+    ``methods._blocks.labeled_log_likelihood``); it is recorded as ``stopping_criterion``.
+
+    Eligibility: an epoch's weights may be kept only if ``epoch >= start_epoch`` and ``can_keep(epoch)`` (asked
+    after the epoch's validation; default: always). ``val_score`` still runs after every epoch (and is logged),
+    but an ineligible epoch neither becomes the best nor counts toward ``patience``: early stopping starts
+    counting at the first eligible epoch (e.g. after a warm-up). If no epoch is eligible, or no eligible score
+    beats -inf (e.g. all NaN), the final weights stand and ``best_epoch`` is -1.
+
+    The summary holds ``best_val_score``, ``best_epoch`` (the epoch whose weights were kept, -1: none, the
+    final weights), ``epochs_run``, ``steps``, the FLOP estimates, ``stopping_criterion``,
+    ``first_eligible_epoch`` (None when none was) and ``kept_before_first_step``: True when the weights the
+    network ends with were never changed by an optimisation step. Validation runs after each epoch's steps,
+    so this is True only when no step ran before the kept epoch's validation (an empty training split) or
+    when the final weights stand and no step ran at all; a kept epoch 0 after one epoch of steps is False."""
     b = ctx.budget
     opt = torch.optim.Adam(params if params is not None else net.parameters(), lr=b.lr, weight_decay=b.weight_decay)
     best, best_state, best_epoch, stale = float("-inf"), None, -1, 0
-    steps = 0
+    steps, steps_at_best = 0, 0
+    first_eligible: int | None = None
     step_flops = 0.0
+    epoch = -1
     for epoch in range(b.max_epochs):
         t0 = ctx.clock.start()
         if on_epoch_start is not None:
@@ -81,8 +105,12 @@ def fit_network(
         score = float(val_score())
         seconds = ctx.clock.stop(t0)
         ctx.log_epoch(epoch=epoch, train_loss=float(total) / max(count, 1), val_score=score, seconds=seconds)
+        if epoch < start_epoch or (can_keep is not None and not can_keep(epoch)):
+            continue
+        if first_eligible is None:
+            first_eligible = epoch
         if score > best:
-            best, best_epoch, stale = score, epoch, 0
+            best, best_epoch, stale, steps_at_best = score, epoch, 0, steps
             best_state = copy.deepcopy(net.state_dict())
         else:
             stale += 1
@@ -91,15 +119,20 @@ def fit_network(
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
+    kept_steps = steps_at_best if best_state is not None else steps
     summary = {"best_val_score": best, "best_epoch": best_epoch, "epochs_run": epoch + 1, "steps": steps,
-            "train_flops_per_step": step_flops, "train_flops_estimate": step_flops * steps}
+               "train_flops_per_step": step_flops, "train_flops_estimate": step_flops * steps,
+               "stopping_criterion": criterion, "first_eligible_epoch": first_eligible,
+               "kept_before_first_step": kept_steps == 0}
     ctx.fit_summary.update(summary)
     return summary
 
 
 def labeled_accuracy(proba: torch.Tensor, split: Split) -> float:
-    """Accuracy on the samples of ``split`` that carry labels (validation labels are always kept)."""
-    sel = split.labeled
+    """Accuracy on the samples of ``split`` that carry labels (``labeled`` and y >= 0); 0.0 when none do.
+    No longer a default stopping criterion (see ``methods._blocks.labeled_log_likelihood``): on an imbalanced
+    dataset a flat validation accuracy keeps the first epoch's majority-class predictor."""
+    sel = split.labeled & (split.y >= 0)
     if not bool(sel.any()):
         return 0.0
     return float((proba[sel].argmax(dim=1) == split.y[sel]).float().mean())

@@ -49,7 +49,7 @@ class Report:
     def text(self) -> str:
         lines = []
         for c in self.checks:
-            head = f"{'OK  ' if c.ok else 'DIFF'} {c.record.path.name} ({c.record.spec.label}; {c.mode})"
+            head = f"{'OK  ' if c.ok else 'DIFF'} {c.record.path.name} ({c.record.spec.describe}; {c.mode})"
             lines.append(head)
             lines += [f"       {d}" for d in c.differences[:10]]
             if len(c.differences) > 10:

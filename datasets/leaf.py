@@ -47,8 +47,9 @@ class Leaf(Dataset):
             "texture": "4 grey-level texture statistics",
             "colour": "7 colour statistics (RGB means, standard deviations, correlation)",
         },
-        notes="Classes: the 32 species in sorted order. Split: stratified 60/20/20 with the dataset's fixed seed. "
+        notes="Classes: the 32 species in sorted order. Split: stratified 60/20/20, re-drawn per seed. "
         "The one-hot descriptor columns are standardised like every tabular modality.",
+        primary_metric="accuracy",
     )
 
     def build(self) -> RawData:

@@ -42,7 +42,8 @@ class MFeat(Dataset):
             "zernike": "47 Zernike moments",
             "morphological": "6 morphological features",
         },
-        notes="Split: stratified 60/20/20 with the dataset's fixed seed (the source has no official split).",
+        notes="Split: stratified 60/20/20, re-drawn per seed (the source has no official split).",
+        primary_metric="accuracy",
     )
 
     def build(self) -> RawData:

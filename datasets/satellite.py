@@ -69,8 +69,9 @@ class Satellite(Dataset):
         "https://doi.org/10.24432/C55887",
         modalities={"visible": "green and red bands of the 3x3 pixels (18 values)",
                     "near_infrared": "the two near-infrared bands of the 3x3 pixels (18 values)"},
-        notes="Classes: the 6 class names in sorted order. Split: stratified 60/20/20 with the dataset's seed. "
+        notes="Classes: the 6 class names in sorted order. Split: stratified 60/20/20, re-drawn per seed. "
         "`prepare` downloads and unpacks the Debian package with apt-get download + dpkg-deb (no R needed).",
+        primary_metric="accuracy",
     )
 
     def build(self) -> RawData:

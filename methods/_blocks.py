@@ -15,6 +15,36 @@ from torch import nn
 from benchmark.contracts import DatasetInfo, Method, Modality, Split, TrainContext
 from benchmark.training import Batch, fit_network, labeled_accuracy  # noqa: F401 - Batch for subclasses
 
+#: The default early-stopping criterion of every method (DESIGN.md, "Method contract"): the mean
+#: log-likelihood of the labelled validation samples, higher is better.
+LOG_LIKELIHOOD = "log_likelihood"
+#: Probabilities are clipped here before the log, as in the runner's NLL (``benchmark.metrics.NLL_EPS``).
+LOG_EPS = 1e-12
+
+
+def mean_log_likelihood(log_proba: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over ``rows`` (default: y >= 0) of log p(y_i | x_i), from log-probabilities of shape (..., n, K);
+    returns shape (...) (e.g. one value per coalition of a stacked model). Rows outside ``rows`` or with
+    y < 0 are never read: ``torch.where`` selects only the true class of the counted rows (no gather, no
+    boolean indexing, and a NaN in a row that does not count cannot leak in). 0.0 when no row counts."""
+    keep = (y >= 0) if rows is None else rows & (y >= 0)
+    pick = F.one_hot(y.clamp(min=0), log_proba.shape[-1]).bool() & keep.unsqueeze(1)  # (n, K)
+    true = torch.where(pick, log_proba, torch.zeros((), dtype=log_proba.dtype, device=log_proba.device)).sum(dim=-1)
+    w = keep.to(log_proba.dtype)
+    return (true * w).sum(dim=-1) / w.sum().clamp(min=1.0)
+
+
+def labeled_log_likelihood(proba: torch.Tensor, split: Split) -> float:
+    """The default early-stopping score: mean log-likelihood log p(y_i | x_i) of the samples of ``split``
+    that carry a label (``split.labeled`` and y >= 0; a removed label is never read), from probabilities
+    clipped to [1e-12, 1] before the log (as the runner's NLL). Higher is better; 0.0 (a constant, so the
+    first eligible epoch is kept) when no sample carries a label.
+
+    Unlike accuracy, it moves when the predicted probabilities move, so on an imbalanced dataset it does not
+    stay flat while every prediction is still the majority class (issue 19)."""
+    log_proba = torch.log(proba.clamp(min=LOG_EPS, max=1.0))
+    return float(mean_log_likelihood(log_proba, split.y, split.labeled))
+
 
 class TabularEncoder(nn.Module):
     """Two-layer MLP on the flattened features."""
@@ -101,9 +131,15 @@ def zero_fill(x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, to
 
 class TorchMethod(Method):
     """A method is ``build`` (its network), ``loss`` (on a training batch) and ``logits`` (on inputs);
-    fitting, early stopping and the masking guarantee are here, once."""
+    fitting, early stopping and the masking guarantee are here, once.
+
+    Early stopping keeps the weights with the best ``val_score()``: by default the mean log-likelihood of the
+    labelled validation samples (``labeled_log_likelihood``, named ``stopping_criterion``); a subclass whose
+    spec names another criterion overrides both."""
 
     net: nn.Module
+    #: Recorded in ``fit_summary["stopping_criterion"]``; names what ``val_score`` measures.
+    stopping_criterion: str = LOG_LIKELIHOOD
 
     def __init__(self, info: DatasetInfo, hparams=None) -> None:
         super().__init__(info, hparams)
@@ -124,6 +160,12 @@ class TorchMethod(Method):
     def on_epoch_end(self, epoch: int) -> None:
         """Called after each epoch's last step, before validation. Default: nothing."""
 
+    def val_score(self) -> float:
+        """The early-stopping score on ``self.val_split`` (higher is better): the mean log-likelihood of its
+        labelled samples under ``predict_proba`` [INF: the benchmark's shared criterion]."""
+        val = self.val_split
+        return labeled_log_likelihood(self.predict_proba(val.x, val.mask), val)
+
     def fit(self, train: Split, val: Split, ctx: TrainContext) -> None:
         self.device = ctx.device
         self.ctx = ctx
@@ -135,9 +177,10 @@ class TorchMethod(Method):
             self.loss,
             train,
             ctx,
-            val_score=lambda: labeled_accuracy(self.predict_proba(val.x, val.mask), val),
+            val_score=self.val_score,
             on_epoch_start=self.on_epoch_start,
             on_epoch_end=self.on_epoch_end,
+            criterion=self.stopping_criterion,
         )
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ from benchmark.contracts import DatasetInfo, Split, TrainContext
 from benchmark.seeding import key_to_int, torch_generator
 from benchmark.training import Batch, fit_network
 
-from ._blocks import cross_entropy, make_encoder, zero_fill
+from ._blocks import LOG_LIKELIHOOD, cross_entropy, labeled_log_likelihood, make_encoder, mean_log_likelihood, zero_fill
 
 
 class CoalitionMLPs(nn.Module):
@@ -99,9 +99,15 @@ class CoalitionMLPs(nn.Module):
 
 class PerCoalitionStopping:
     """Early stopping per coalition inside one ``fit_network`` call: each coalition keeps its own best
-    validation accuracy, stale counter and best weights, and stops when it has not improved for ``patience``
-    epochs. The score handed to the trainer is the running count of improvements, so the trainer stops
-    exactly when every coalition has stopped (or at max_epochs)."""
+    validation score (the mean log-likelihood of the labelled validation samples, the benchmark's shared
+    criterion [INF]; the authors' code trains each coalition for one epoch), stale counter and best weights,
+    and stops when it has not improved for ``patience`` epochs. The score handed to the trainer is the running
+    count of improvements, so the trainer stops exactly when every coalition has stopped (or at max_epochs).
+
+    ``val_y`` may hold -1 (a removed label): such a row never counts."""
+
+    #: Recorded as the trainer's ``stopping_criterion`` (the trainer's own score is the improvement count).
+    criterion = f"per_coalition_{LOG_LIKELIHOOD}"
 
     def __init__(self, bank: CoalitionMLPs, val_inputs: torch.Tensor, val_y: torch.Tensor, patience: int) -> None:
         self.bank, self.val_inputs, self.val_y, self.patience = bank, val_inputs, val_y, patience
@@ -129,11 +135,11 @@ class PerCoalitionStopping:
         improved = torch.zeros_like(self.active)
         if rows:
             logits = self.bank(self.val_inputs, which)
-            acc = torch.full_like(self.best, -math.inf)
-            acc[torch.as_tensor(rows, device=acc.device)] = (
-                logits.argmax(dim=2) == self.val_y.unsqueeze(0)).float().mean(dim=1)
-            improved = self.active & (acc > self.best)
-            self.best = torch.where(improved, acc, self.best)
+            score = torch.full_like(self.best, -math.inf)
+            score[torch.as_tensor(rows, device=score.device)] = mean_log_likelihood(
+                torch.log_softmax(logits, dim=2), self.val_y).to(score.dtype)
+            improved = self.active & (score > self.best)
+            self.best = torch.where(improved, score, self.best)
         self.stale = torch.where(improved, torch.zeros_like(self.stale), self.stale + 1)
         if bool(improved.any()):
             for p, keep, prow in zip(self.bank.parameters(), self.best_params, self.rows, strict=True):
@@ -221,7 +227,7 @@ class CoalitionModels(nn.Module):
             n_c = logits.shape[0]
             return n_c * cross_entropy(logits.reshape(-1, logits.shape[2]), batch.y.repeat(n_c))
 
-        fit_network(bank, loss, tensor_split, ctx, val_score=stopper)
+        fit_network(bank, loss, tensor_split, ctx, val_score=stopper, criterion=stopper.criterion)
         self.active_log = stopper.active_log
         stopper.restore()
         bank.eval()
@@ -250,13 +256,12 @@ class CoalitionModels(nn.Module):
             mask = batch.mask & keep
             return cross_entropy(self.surrogate(batch.x, mask), batch.y)
 
-        def score() -> float:
+        def score() -> float:  # the mean log-likelihood of the labelled validation samples [INF]
             with torch.no_grad():
-                pred = self.surrogate(val.x, val.mask).argmax(dim=1)
-            sel = val.labeled
-            return float((pred[sel] == val.y[sel]).float().mean()) if bool(sel.any()) else 0.0
+                proba = torch.softmax(self.surrogate(val.x, val.mask), dim=1)
+            return labeled_log_likelihood(proba, val)
 
-        fit_network(self.surrogate, loss, self.fit_part, ctx, val_score=score)
+        fit_network(self.surrogate, loss, self.fit_part, ctx, val_score=score, criterion=LOG_LIKELIHOOD)
         self.surrogate.eval()
 
     @torch.no_grad()

@@ -130,10 +130,12 @@ class ConformalShapley(Method):
 
     Other [INF] parts without a switch: the coalition learner is the early_fusion method's network with the
     shared budget (the paper's learner is arbitrary), the validation split decides early stopping (per
-    coalition), Omega is computed from the zero-filled (= training-mean imputed: the data are standardised)
-    concatenated inputs, one set of Nystroem landmarks serves every modality and level, the lambda CV uses the
-    draft's objective (the mean selected Shapley mass), and missing modalities at test time are handled by
-    restricting the candidates (no Mondrian calibration per missingness pattern).
+    coalition, on the mean log-likelihood of the labelled validation samples, the benchmark's shared criterion;
+    the authors' MNIST code trains one epoch per coalition, no early stopping), Omega is computed from the
+    zero-filled (= training-mean imputed: the data are standardised) concatenated inputs, one set of Nystroem
+    landmarks serves every modality and level, the lambda CV uses the draft's objective (the mean selected
+    Shapley mass), and missing modalities at test time are handled by restricting the candidates (no Mondrian
+    calibration per missingness pattern).
 
     ``extras()`` records the marginal intervals and p-values, the validation coverage (marginal and
     conditional) and the validation selection path (accuracy against q), and the selected coalitions of the

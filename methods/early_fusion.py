@@ -23,7 +23,9 @@ class EarlyFusionHparams:
 class EarlyFusion(TorchMethod):
     """Concatenate all modalities (images flattened), append the mask, classify with one MLP.
 
-    Hyperparameters: see the ``EarlyFusionHparams`` fields (doc and source tag)."""
+    Hyperparameters: see the ``EarlyFusionHparams`` fields (doc and source tag). Early stopping: the mean
+    log-likelihood of the labelled validation samples (``TorchMethod.val_score``) [INF: the benchmark's shared
+    criterion]."""
 
     name = "early_fusion"
     Hparams = EarlyFusionHparams

@@ -25,7 +25,9 @@ class LateFusion(TorchMethod):
     """Each modality has its own encoder and classifier head, trained with its own cross-entropy on
     the samples where that modality is present; at test time only present modalities vote.
 
-    Hyperparameters: see the ``LateFusionHparams`` fields (doc and source tag)."""
+    Hyperparameters: see the ``LateFusionHparams`` fields (doc and source tag). Early stopping: the mean
+    log-likelihood of the labelled validation samples (``TorchMethod.val_score``) [INF: the benchmark's shared
+    criterion]."""
 
     name = "late_fusion"
     Hparams = LateFusionHparams

@@ -50,6 +50,8 @@ class MMDRO(DROMethod):
     abstract; [INF] = reconstruction, the spec's default).
 
     The shared budget (epochs, patience, batch size, learning rate, weight decay, width) is the runner's.
+    Early stopping: ``early_stopping`` (default "robust", minus the robust validation risk, spec 2.4 [INF];
+    recorded as ``fit_summary["stopping_criterion"]``).
     """
 
     name = "mm_dro"

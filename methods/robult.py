@@ -19,7 +19,7 @@ from torch import nn
 
 from benchmark.contracts import DatasetInfo, Split, TrainContext
 from benchmark.hparams import Choice, LogUniform, Range, Uniform, hparam
-from benchmark.training import Batch, fit_network, labeled_accuracy
+from benchmark.training import Batch, fit_network
 
 from ._blocks import TorchMethod, cross_entropy, make_encoder
 
@@ -332,6 +332,8 @@ class Robult(TorchMethod):
     Shared, not per-method: d, epochs, patience, batch size, learning rate and weight decay come from the
     training budget, and the optimiser is the shared trainer's Adam without a schedule (the spec's [INF]
     AdamW, cosine schedule, 100 epochs and d = 128 are not used, so that methods differ in objective only).
+    Early stopping keeps the weights with the best mean log-likelihood of the labelled validation samples
+    (the benchmark's shared criterion, ``TorchMethod.val_score``) [INF: the spec names no criterion].
 
     ``extras()``: per epoch, the loss terms, the mean off-diagonal RBF weight and sigma^2 (averaged over the
     epoch's steps), per modality the mean per-dimension std of U_i, the share of U dimensions below 1e-3
@@ -405,7 +407,6 @@ class Robult(TorchMethod):
         self._diag = train.subset(torch.arange(n_diag, device=train.mask.device))
         labelled = train.labeled
         n_lab, n_unl = int(labelled.sum()), int((~labelled).sum())
-        val_score = lambda: labeled_accuracy(self.predict_proba(val.x, val.mask), val)  # noqa: E731
         self._setup = {"n_labelled": n_lab, "n_unlabelled": n_unl, "semi_supervised": n_lab > 0 and n_unl > 0}
         if n_lab > 0 and n_unl > 0:
             b_l = max(1, round(hp.labelled_share * ctx.budget.batch_size))
@@ -418,10 +419,12 @@ class Robult(TorchMethod):
             # the same context (generator, clock, logs), with B_u unlabelled samples per step
             inner = dataclasses.replace(ctx, budget=dataclasses.replace(ctx.budget, batch_size=b_u))
             fit_network(self.net, lambda batch: self.loss(self._with_labelled(batch)), unlabelled, inner,
-                        val_score, on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end)
+                        self.val_score, on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end,
+                        criterion=self.stopping_criterion)
         else:
-            fit_network(self.net, self.loss, train, ctx, val_score,
-                        on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end)
+            fit_network(self.net, self.loss, train, ctx, self.val_score,
+                        on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end,
+                        criterion=self.stopping_criterion)
         self._final = self._final_diagnostics()
         del self._acc
 

@@ -346,3 +346,29 @@ def test_selection_picks_the_informative_modalities_far_more_often() -> None:
             method.predict_proba(test.x, test.mask)
         counts += method.extras()["largest_predict_call"]["modality_counts"]
     assert counts[0] >= 4 * max(counts[2], 1) and counts[1] >= 4 * max(counts[2], 1), counts
+
+
+@pytest.mark.parametrize(("mode", "recorded"), [("exact", "per_coalition_log_likelihood"),
+                                                 ("masked_surrogate", "log_likelihood")])
+def test_coalition_models_stop_on_the_validation_log_likelihood(mode: str, recorded: str) -> None:
+    set_determinism(1)
+    torch.manual_seed(0)
+    method = METHOD(toy_info(), METHOD.Hparams(**({} if mode == "exact" else {"coalition_models": mode})))
+    ctx = TrainContext.from_seed(0, BUDGET)
+    method.fit(toy_split(90, seed=1), toy_split(30, seed=2, prefix="v"), ctx)
+    assert ctx.fit_summary["stopping_criterion"] == recorded
+
+
+def test_per_coalition_stopping_keeps_each_coalitions_best_log_likelihood() -> None:
+    blocks = importlib.import_module("benchmark.plugins_methods._coalitions")
+    torch.manual_seed(0)
+    bank = blocks.CoalitionMLPs([1, 2, 3], [3, 4], 8, 3, [11, 12, 13])
+    inputs, y = torch.randn(40, 7), torch.arange(40) % 3
+    y_removed = torch.where(torch.arange(40) < 10, torch.full_like(y, -1), y)  # a removed label never counts
+    stopper = blocks.PerCoalitionStopping(bank, inputs, y_removed, patience=2)
+    assert stopper.criterion == "per_coalition_log_likelihood"
+    stopper()
+    with torch.no_grad():
+        logp = torch.log_softmax(bank(inputs), dim=2)
+    expect = logp[:, torch.arange(10, 40), y[10:]].mean(dim=1)
+    assert torch.allclose(stopper.best, expect, atol=1e-6)

@@ -466,3 +466,24 @@ def test_late_head_and_accuracy_stopping_variants_train() -> None:
     test = toy_split(10, seed=3, prefix="t")
     p = method.predict_proba(test.x, test.mask)
     assert torch.allclose(p.sum(dim=1), torch.ones(10), atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "criterion", "recorded"), [
+    ("mm_dro", None, "robust_risk"), ("ef_dro", None, "robust_risk"),
+    ("mm_dro", "log_likelihood", "log_likelihood"), ("ef_dro", "accuracy", "accuracy"),
+])
+def test_early_stopping_criterion_is_the_robust_risk_by_default_and_is_recorded(name, criterion, recorded) -> None:
+    """Spec 2.4 [INF]: early stopping on the robust validation objective (minus the robust risk of the
+    validation cross-entropies); the benchmark's log-likelihood and accuracy are alternatives."""
+    hp = {} if criterion is None else {"early_stopping": criterion}
+    method, ctx = _fit(name, **hp)
+    assert ctx.fit_summary["stopping_criterion"] == recorded == method.stopping_criterion
+    scores = [e["val_score"] for e in ctx.epoch_log]
+    assert ctx.fit_summary["best_val_score"] == max(scores) == scores[ctx.fit_summary["best_epoch"]]
+    val = method.val_split
+    proba = method.predict_proba(val.x, val.mask)
+    mean_ll = float(torch.log(proba[torch.arange(len(val)), val.y]).mean())
+    if recorded == "robust_risk":  # the worst case weighs the larger losses more: below the mean log-likelihood
+        assert method.val_score() <= mean_ll + 1e-5
+    elif recorded == "log_likelihood":
+        assert method.val_score() == pytest.approx(mean_ll, rel=1e-5)

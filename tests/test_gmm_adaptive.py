@@ -312,6 +312,28 @@ def test_warmup_then_adaptive_stage(hp, start) -> None:
     assert refits == ([] if start is None else list(range(start, len(c.epoch_log))))
 
 
+@pytest.mark.parametrize(("hp", "start"), [
+    ({"warmup_epochs": 2, "warmup_plateau": 0, "warmup_val_stall": 0}, 2),
+    ({"warmup_epochs": 0}, 0),
+    ({"warmup_epochs": 10, "warmup_plateau": 0, "warmup_val_stall": 0}, None),
+])
+def test_early_stopping_keeps_only_adaptive_epochs_on_the_validation_log_likelihood(hp, start) -> None:
+    """Issue 20: early stopping starts counting after the warm-up; the kept weights come from the adaptive stage
+    (or, when training ends in the warm-up, the final weights stand)."""
+    budget = dataclasses.replace(BUDGET, max_epochs=6, patience=2)
+    method, c = fitted(two_info(), two_split(60, 1), two_split(30, 2, "v"), budget=budget, **hp)
+    summary = c.fit_summary
+    assert summary["stopping_criterion"] == "log_likelihood" and summary["first_eligible_epoch"] == start
+    scores = [e["val_score"] for e in c.epoch_log]
+    assert all(s <= 0 for s in scores) and scores == method._val_scores  # a mean log-likelihood
+    if start is None:
+        assert summary["best_epoch"] == -1 and summary["epochs_run"] == 6
+    else:
+        assert summary["best_epoch"] >= start
+        assert summary["best_val_score"] == max(scores[start:]) == scores[summary["best_epoch"]]
+        assert summary["epochs_run"] >= start + budget.patience  # the warm-up does not use up patience
+
+
 @pytest.mark.parametrize(("hp", "patience", "acc", "val", "over"), [
     ({"warmup_plateau": 2, "warmup_val_stall": 0}, 5, [0.5, 0.6, 0.6, 0.6], [0.1, 0.2, 0.3, 0.4], True),
     ({"warmup_plateau": 2, "warmup_val_stall": 0}, 5, [0.5, 0.6, 0.6, 0.7], [0.1, 0.2, 0.3, 0.4], False),

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from benchmark.leaderboard import build_table, per_run
-from benchmark.report.markdown import SUMMARY_END, summary_markdown, to_markdown
+from benchmark.report.markdown import SUMMARY_END, si, summary_markdown, to_markdown
 from benchmark.report.readme import update_readme
 from benchmark.robustness import normalised_area, run_summaries
 from benchmark.statistics import mean_interval
@@ -116,9 +116,12 @@ def test_summary_ranks_methods_over_datasets_ties_share_a_rank_and_the_readme_ge
     datasets = sorted(table["dataset"].unique())
     wanted = {(datasets[0], "early_fusion"): 0.9, (datasets[0], "late_fusion"): 0.8,
               (datasets[1], "early_fusion"): 0.7, (datasets[1], "late_fusion"): 0.7}
-    table["clean_accuracy"] = [wanted[(d, m)] for d, m in zip(table["dataset"], table["method"], strict=True)]
+    table["clean_primary"] = [wanted[(d, m)] for d, m in zip(table["dataset"], table["method"], strict=True)]
     lines = summary_markdown(table, {(datasets[0], "standard", "clean", "early_fusion")})
-    rows = {ln.split(" | ")[0][2:]: ln.split(" | ") for ln in lines if ln.startswith("| ") and "---" not in ln}
+    first = lines[: lines.index("## Capacity")]  # the ranking table (then the capacity table)
+    rows = {ln.split(" | ")[0][2:]: ln.split(" | ") for ln in first if ln.startswith("| ") and "---" not in ln}
+    n = table.loc[(table["method"] == "early_fusion") & (table["dataset"] == datasets[0]), "n_parameters"].iloc[0]
+    assert f"| early_fusion | {si(n)} / " in "\n".join(lines) and si(900) == "900" and si(1.65e6) == "1.65M"
     assert float(rows["early_fusion"][1]) == 1.25 and float(rows["late_fusion"][1]) == 1.75
     assert rows["early_fusion"][2] == "90.0 ✓" and rows["late_fusion"][2] == "80.0"
     assert summary_markdown(table[table["dataset"] == datasets[0]], set()) == []
@@ -146,7 +149,7 @@ def test_variants_of_one_dataset_are_tabulated_apart_never_pooled(runner_results
 def test_tidy_table_has_one_row_per_run_condition_and_metric(runner_results) -> None:
     t = runner_results.table
     test = t[t["split"] == "test"]
-    n_rows = sum(len(r.spec.test_conditions) for r in runner_results.ok) * 5
+    n_rows = sum(len(r.spec.test_conditions) for r in runner_results.ok) * 7  # accuracy ... auroc
     assert len(test) == n_rows
     assert not test.duplicated(["run_id", "condition", "metric"]).any()
     clean = test[(test["condition"] == "clean") & (test["metric"] == "accuracy")].set_index("run_id")["value"]

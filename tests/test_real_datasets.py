@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark import registry
-from benchmark.data import MissingSourceError
+from benchmark.data import IMBALANCE_THRESHOLD, MissingSourceError, expected_primary_metric
 
 EXPECTED = {  # name: (n, classes, {modality: width})
     "cells": (2019, 2, {"ch1": 28, "ch2": 2, "ch3": 13, "ch4": 13}),
@@ -23,16 +23,18 @@ APT = shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not No
 
 def check_dataset(name: str, n: int, classes: int, widths: dict[str, int]) -> None:
     data = registry.get("dataset", name).cls().load()
-    assert sum(len(s) for s in data.splits.values()) == n and data.info.n_classes == classes
+    splits = data.splits_for(0)
+    assert sum(len(s) for s in splits.values()) == n and data.info.n_classes == classes
     assert {m.name: m.size for m in data.info.modalities} == widths
-    all_y = np.concatenate([s.y.numpy() for s in data.splits.values()])
+    all_y = np.concatenate([s.y.numpy() for s in splits.values()])
     assert set(np.unique(all_y)) == set(range(classes))
-    ids = np.concatenate([s.ids for s in data.splits.values()])
+    ids = np.concatenate([s.ids for s in splits.values()])
     assert len(set(ids.tolist())) == n
-    for s in data.splits.values():
+    for s in splits.values():
         assert all(np.isfinite(v.numpy()).all() for v in s.x.values())
     card = registry.get("dataset", name).cls.card
     assert card.licence and card.citation and set(card.modalities) == set(widths) and card.package and card.version
+    assert card.primary_metric == expected_primary_metric(data.arrays["y"])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -56,8 +58,35 @@ def test_satellite_without_apt_says_exactly_what_to_run(monkeypatch: pytest.Monk
 
 def test_cells_keeps_the_official_test_split() -> None:
     data = registry.get("dataset", "cells").cls().load()
-    assert len(data.splits["test"]) == 1010  # the source's case == "Test"
-    assert len(data.splits["train"]) + len(data.splits["val"]) == 1009
+    for seed in (0, 1):
+        splits = data.splits_for(seed)
+        assert len(splits["test"]) == 1010  # the source's case == "Test"
+        assert len(splits["train"]) + len(splits["val"]) == 1009
+
+
+def test_every_card_ranks_on_the_metric_its_class_balance_calls_for() -> None:
+    """Balanced accuracy where the majority class exceeds 80% (caravan), accuracy elsewhere."""
+    checked = []
+    for name, plugin in sorted(registry.datasets().items()):
+        try:
+            y = plugin.cls().load().arrays["y"]
+        except MissingSourceError:
+            continue
+        majority = np.bincount(y).max() / len(y)
+        assert plugin.cls.card.primary_metric == ("balanced_accuracy" if majority > IMBALANCE_THRESHOLD
+                                                  else "accuracy"), (name, majority)
+        checked.append(name)
+    assert registry.get("dataset", "caravan").cls.card.primary_metric == "balanced_accuracy"
+    assert {"caravan", "mfeat", "synthetic_pid"} <= set(checked)
+
+
+def test_a_card_must_name_a_known_primary_metric() -> None:
+    from benchmark.data import DatasetCard
+
+    with pytest.raises(TypeError):
+        DatasetCard(source="s", licence="l", citation="c", modalities={})  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="primary_metric"):
+        DatasetCard(source="s", licence="l", citation="c", modalities={}, primary_metric="auroc")  # type: ignore[arg-type]
 
 
 def test_leaf_descriptors_are_one_hot_per_descriptor() -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from conftest import REPO, run_cli, write_suite
+from conftest import REPO, TEST_PLUGINS, run_cli, write_suite
 
 import benchmark
 from benchmark.records import RecordError, load_record
@@ -102,7 +102,7 @@ def test_a_sweep_quarantines_a_file_that_is_not_a_record_of_its_run_and_redoes_t
     victim.write_text('{"status": "ok"}')
     (folder / "runs" / ".late_fusion__left.tmp").write_text("half a record")
     done = run_cli("run", "--suite", str(folder / "runner.toml"), "--results", str(folder), "--no-progress",
-                   "--methods", "late_fusion")
+                   "--methods", "late_fusion", "--method-file", str(TEST_PLUGINS / "broken_methods.py"))
     assert done.returncode == 0, done.stderr
     assert f"{victim}: not a valid record of its run" in done.stderr and "moved to" in done.stderr
     assert (folder / "runs" / "quarantine" / victim.name).read_text() == '{"status": "ok"}'

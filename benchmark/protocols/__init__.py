@@ -77,6 +77,10 @@ class ResolvedCondition:
     def apply(self, split: Split, seed: int) -> Split:
         return PROTOCOLS[self.protocol].apply(split, self.args, seed)
 
+    def apply_validation(self, split: Split, seed: int) -> Split:
+        """The validation split a run under this training condition selects on (labels scarce alike)."""
+        return PROTOCOLS[self.protocol].apply_validation(split, self.args, seed)
+
 
 def check_syntax(keys: Iterable[str], stage: str) -> None:
     """What can be checked of condition keys before a dataset is known (when a suite loads): the

@@ -49,7 +49,8 @@ def _sections(table: pd.DataFrame, long: pd.DataFrame, marks: set) -> list[dict]
         slug = _slug(dataset, cond)
         rows = [[Cell(r["method"], r["method"]),
                  *(number_cell(r[c], r[f"{c}_ci_low"], r[f"{c}_ci_high"], col.scale,
-                               c == "clean_accuracy" and (dataset, cond, "clean", r["method"]) in marks)
+                               c == f"clean_{r.get('primary_metric', 'accuracy')}"
+                               and (dataset, cond, "clean", r["method"]) in marks)
                    for c, col in COLUMNS.items())] for r in part.to_dict("records")]
         tables = [{"caption": "Overview", "id": f"overview-{slug}", "rows": rows,
                    "header": ["method", *(col.header for col in COLUMNS.values())]}]

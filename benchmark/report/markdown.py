@@ -17,6 +17,16 @@ SUMMARY_END = "<!-- summary:end -->"
 CONFIDENCE_TEXT = f"{int((1 - ALPHA) * 100)}% t-interval"
 
 
+def si(value: float) -> str:
+    """A count with an SI prefix and three significant digits: 7.75k, 1.65M, 197G."""
+    if not np.isfinite(value):
+        return "—"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{prefix}"
+    return f"{value:.3g}"
+
+
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table as lines: the one place that writes the pipes."""
     return ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header),
@@ -49,36 +59,80 @@ def _rows(part: pd.DataFrame, columns: list[tuple[str, float]], extra: list[Call
             if c not in row:
                 cells.append("—")
                 continue
-            mark = c == "clean_accuracy" and (dataset, cond, "clean", row["method"]) in marks
+            primary = f"clean_{row.get('primary_metric', 'accuracy')}"
+            mark = c == primary and (dataset, cond, "clean", row["method"]) in marks
             cells.append(cell(row, c, scale) + (" ✓" if mark else ""))
         out.append(cells + [f(row) for f in extra])
     return out
 
 
+def _metric_name(metric: str) -> str:
+    return {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}.get(metric, metric)
+
+
 def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
-    """One table per training condition: each method's clean accuracy on every dataset, its mean rank
-    over the datasets (1 = best; ties share the mean rank) and its missing-family accuracy averaged over
-    the datasets. What the README shows; the per-dataset tables follow it."""
+    """Per training condition: each method's clean score on every dataset in the dataset's primary
+    metric, its mean rank over the datasets (1 = best; ties share the mean rank) and its missing-family
+    accuracy averaged over the datasets; then the training conditions side by side, each method's size
+    and training cost per dataset, and the runs that kept untrained weights. What the README shows; the
+    per-dataset tables follow it."""
     if table.empty or table["dataset"].nunique() < 2:
         return []
     out = []
     by_condition = dict(list(table.groupby("train_condition", sort=True)))
-    for cond in sorted(by_condition, key=lambda c: (c != "standard", c)):  # standard training first
+    conditions = sorted(by_condition, key=lambda c: (c != "standard", c))  # standard training first
+    primary = table.groupby("dataset")["primary_metric"].first().to_dict() if "primary_metric" in table else {}
+    for cond in conditions:
         part = by_condition[cond]
-        acc = part.pivot(index="method", columns="dataset", values="clean_accuracy")
-        ranks = acc.rank(axis=0, ascending=False).mean(axis=1)
+        score = part.pivot(index="method", columns="dataset", values="clean_primary")
+        ranks = score.rank(axis=0, ascending=False).mean(axis=1)
         missing = part.pivot(index="method", columns="dataset", values="missing_mean_accuracy").mean(axis=1)
-        datasets = list(acc.columns)
+        datasets = list(score.columns)
         rows = []
         for method in ranks.sort_values(kind="stable").index:
-            cells = [f"{acc.loc[method, d] * 100:.1f}" + (" ✓" if (d, cond, "clean", method) in marks else "")
-                     if np.isfinite(acc.loc[method, d]) else "—" for d in datasets]
+            cells = [f"{score.loc[method, d] * 100:.1f}" + (" ✓" if (d, cond, "clean", method) in marks else "")
+                     if np.isfinite(score.loc[method, d]) else "—" for d in datasets]
             rows.append([method, f"{ranks[method]:.2f}", *cells, f"{missing[method] * 100:.1f}"])
+        balanced = [d for d in datasets if primary.get(d) == "balanced_accuracy"]
+        header = [f"{d} (bal. acc)" if d in balanced else d for d in datasets]
         out += [f"## Summary (training: {cond})", "",
-                f"Clean test accuracy (%) on each dataset, mean over seeds (✓: not significantly worse than the "
-                f"best there); mean rank over the {len(datasets)} datasets (1 = best); missing: the `missing` "
-                "family's mean accuracy, averaged over the datasets.", "",
-                *md_table(["method", "mean rank", *datasets, "missing (%)"], rows), ""]
+                f"Clean test score (%) on each dataset in its primary metric, mean over seeds: accuracy, or "
+                f"balanced accuracy where the majority class exceeds 80% ({', '.join(balanced) or 'none here'}; "
+                "AUROC beside it in the per-dataset tables). ✓: not significantly worse than the best there. "
+                f"Mean rank over the {len(datasets)} datasets (1 = best); missing: the `missing` family's mean "
+                "accuracy, averaged over the datasets.", "",
+                *md_table(["method", "mean rank", *header, "missing (%)"], rows), ""]
+    if len(conditions) > 1:
+        rows = []
+        methods = sorted(set(table["method"]))
+        for method in methods:
+            cells = []
+            for cond in conditions:
+                part = by_condition[cond]
+                part = part[part["method"] == method]
+                cells += [f"{part[col].mean() * 100:.1f}" for col in ("clean_primary", "missing_mean_accuracy")]
+            rows.append([method, *cells])
+        header = ["method", *(f"{c}: {what}" for c in conditions for what in ("clean", "missing"))]
+        out += ["## Training conditions side by side", "",
+                "Each method's clean score (primary metric) and `missing`-family accuracy (%), averaged over the "
+                "datasets, under each training condition: what training with scarce labels or with missing "
+                "modalities costs or buys it.", "", *md_table(header, rows), ""]
+    if "n_parameters" in table:
+        sizes = table[table["train_condition"] == conditions[0]]
+        params = sizes.pivot(index="method", columns="dataset", values="n_parameters")
+        flops = sizes.pivot(index="method", columns="dataset", values="train_flops")
+        rows = [[m, *(f"{si(params.loc[m, d])} / {si(flops.loc[m, d])}" if np.isfinite(params.loc[m, d])
+                      else "—" for d in params.columns)] for m in params.index]
+        out += ["## Capacity", "",
+                "Trainable parameters / training FLOPs (mean over seeds, training "
+                f"`{conditions[0]}`) of each method on each dataset, at the suite's shared width: methods differ in "
+                "size as well as in objective.", "", *md_table(["method", *params.columns], rows), ""]
+    if "seeds_kept_untrained" in table and (table["seeds_kept_untrained"] > 0).any():
+        bad = table[table["seeds_kept_untrained"] > 0]
+        out += ["Kept weights from before the first optimisation step (early stopping found nothing better than "
+                "the untrained network): " + "; ".join(
+                    f"{r.method} on {r.dataset} ({r.train_condition}, {int(r.seeds_kept_untrained)} of "
+                    f"{int(r.seeds_ok)} seeds)" for r in bad.itertuples()) + ".", ""]
     return out
 
 
@@ -89,8 +143,9 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
            f"Mean ± half-width of the {CONFIDENCE_TEXT} over seeds. Missing: the conditions "
            "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
            "`python -m benchmark leaderboard`.", "",
-           f"Model selection: `{rule}` ({RULES[rule].text}). ✓ after the clean accuracy: not significantly "
-           "worse than the best (paired t-test over seeds, Holm-corrected; see `statistics.md`).", ""]
+           f"Model selection: `{rule}` ({RULES[rule].text}). ✓ after the clean score in the dataset's primary "
+           "metric: not significantly worse than the best (paired t-test over seeds, Holm-corrected; see "
+           "`statistics.md`).", ""]
     for note in notes or []:
         out += [f"Note: {note}.", ""]
     if table.empty:
@@ -98,7 +153,8 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
     out += summary_markdown(table, marks) + [SUMMARY_END, ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
-        part = part.sort_values("clean_accuracy", ascending=False, na_position="last")
+        part = part.sort_values("clean_primary" if "clean_primary" in part else "clean_accuracy", ascending=False,
+                                na_position="last")
         out += [f"## {dataset} (training: {cond})", ""]
         main = [(c, col.scale) for c, col in COLUMNS.items()]
         header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]

@@ -3,6 +3,7 @@ statistics page, the claims scorecard, and an oracle table apart when there are 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ from benchmark import claims
 from benchmark.leaderboard import build_table, with_tuning
 from benchmark.report.claims_page import claims_markdown
 from benchmark.report.html import render
-from benchmark.report.markdown import to_markdown
+from benchmark.report.markdown import md_table, to_markdown
 from benchmark.report.statistics_page import write_statistics
 from benchmark.results import Results
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
@@ -23,6 +24,33 @@ def failure_lines(results: Results) -> list[str]:
             for r in results.failed]
 
 
+def mean_ranks(table: pd.DataFrame) -> pd.DataFrame:
+    """Each method's mean rank over the datasets (1 = best, ties share a rank) on the clean primary
+    score, one column per training condition."""
+    out = {}
+    for cond, part in table.groupby("train_condition", sort=True):
+        score = part.pivot(index="method", columns="dataset", values="clean_primary")
+        out[cond] = score.rank(axis=0, ascending=False).mean(axis=1)
+    return pd.DataFrame(out)
+
+
+def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | None, rule: str) -> list[str]:
+    """How far tuning moves each method: its mean rank with its default hyperparameters (draw 0 of every
+    method) against its rank with the draw ``rule`` selected."""
+    defaults = dataclasses.replace(results, records=[r for r in results.records if r.spec.draw == 0],
+                                   table=results.table[results.table["draw"] == 0])
+    before, after = mean_ranks(build_table(defaults, baseline)), mean_ranks(tuned)
+    rows = []
+    for cond in after.columns:
+        for method in after[cond].sort_values(kind="stable").index:
+            b, a = before.loc[method, cond], after.loc[method, cond]
+            rows.append([cond, method, f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}"])
+    return ["## Default against tuned hyperparameters", "",
+            f"Each method's mean rank over the datasets (clean primary score; 1 = best) with its defaults (draw 0) "
+            f"and with the draw `{rule}` selected; a negative change is a better rank after tuning.", "",
+            *md_table(["training", "method", "rank, defaults", "rank, tuned", "change"], rows), ""]
+
+
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
                   rule: str = DEFAULT_RULE, figures_dir: Path | None = None) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
@@ -31,11 +59,11 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
     selected, chosen = select(results, rule)
     spread = tuning_spread(results)
     table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
-    long = long_table(selected.table)
+    long = long_table(selected.table, selected.primary_metrics())
     pairwise = pairwise_tests(long, baseline)
     marks = not_worse_than_best(pairwise, long)
     if not table.empty:
-        table["not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
+        table["primary_not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
                                         zip(table["dataset"], table["train_condition"], table["method"], strict=True)]
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
@@ -48,6 +76,7 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
             to_markdown(oracle, suite, [], baseline, "oracle_test").replace(
                 "# Leaderboard:", "# NOT A LEADERBOARD (oracle selection on test data):", 1))
         md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
+        md += "\n" + "\n".join(rank_shift_markdown(results, table, baseline, rule))
     (out_dir / "leaderboard.md").write_text(md)
     write_statistics(long, selected, pairwise, baseline, out_dir)
     present = {r.method for r in selected.records}
