@@ -15,17 +15,6 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return dev
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark import registry, suites
     from benchmark.protocols import PROTOCOLS
@@ -92,6 +81,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import run_flags
+
+    run_flags.positive(args.workers, "--workers")
+    run_flags.positive(args.threads, "--threads")
+    seeds = run_flags.seeds(args.seeds)
+    device = run_flags.device(args.device)
     if args.backend == "dask" and not args.scheduler:
         from benchmark.dask_backend import warm_forkserver
 
@@ -103,12 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in args.method_file or []:
         print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
     suite = load_suite(args.suite)
-    results = args.results or suite.results_dir
-    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+    results = run_flags.results_folder(args.results or suite.results_dir)
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
     print(f"suite {suite.name}: {len(runs)} runs -> {results / 'runs'}", file=sys.stderr)
-    summary = run_sweep(runs, cache, _device(args.device), retry_failed=args.retry_failed, threads=args.threads,
+    summary = run_sweep(runs, cache, device, retry_failed=args.retry_failed, threads=args.threads,
                         progress=not args.no_progress, backend=args.backend, workers=args.workers,
                         scheduler=args.scheduler)
     if not args.no_leaderboard:
@@ -295,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        # Records are written atomically as runs finish: nothing finished is lost, and the same command resumes.
+        command = "python -m benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+        print(f"\ninterrupted: every run that finished has its record; `{command}` resumes where it stopped",
+              file=sys.stderr)
+        return 130
     except (KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:  # ProtocolError is a ValueError
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)

@@ -21,7 +21,7 @@ import torch
 
 from benchmark import registry
 from benchmark.contracts import Method, TrainBudget, TrainContext
-from benchmark.execution import check_proba
+from benchmark.execution import check_proba, input_hash, predict_checked, split_hash
 from benchmark.hparams import validate
 from benchmark.protocols import expand_conditions
 from benchmark.seeding import set_determinism
@@ -63,7 +63,9 @@ def _fit(cls: type[Method], data, seed: int, train=None, val=None) -> Method:
         set_determinism(1)
         method = cls(data.info, cls.Hparams())
         ctx = TrainContext.from_seed(seed, SMOKE_BUDGET)
-        method.fit(train if train is not None else splits["train"], val if val is not None else splits["val"], ctx)
+        # Copies: a method that edits its splits must not change what the next check sees.
+        method.fit(train if train is not None else splits["train"].copy(),
+                   val if val is not None else splits["val"].copy(), ctx)
     return method
 
 
@@ -92,7 +94,8 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
     if not run("contract", contract):
         return checks
     data = registry.get("dataset", "synthetic_pid").cls(**SMOKE_DATA).load()
-    test = data.splits_for(0)["test"].without_labels()
+    reference = data.splits_for(0)["test"].without_labels().copy()
+    test = reference.copy()
     state: dict[str, Method] = {}
 
     def smoke() -> str:
@@ -105,7 +108,18 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
     method = state["a"]
 
     def probabilities() -> None:
-        check_proba(method.predict_proba(test.x, test.mask), len(test), data.info.n_classes)
+        view = test.copy()
+        check_proba(method.predict_proba(view.x, view.mask), len(view), data.info.n_classes)
+
+    def inputs_untouched() -> str:
+        splits = data.splits_for(0)
+        train, val = splits["train"].copy(), splits["val"].copy()
+        before = (split_hash(train), split_hash(val))
+        fitted = _fit(cls, data, seed=0, train=train, val=val)
+        assert (split_hash(train), split_hash(val)) == before, (
+            "fit changed the training or validation split it was given; work on copies instead")
+        predict_checked(fitted, reference, input_hash(reference), "the clean test split")
+        return "fit and predict_proba leave the tensors they are given as they were"
 
     def mask_invariance() -> str:
         mask = test.mask.clone()
@@ -138,6 +152,7 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
         return (f"trains with {int(train.labeled.sum())}/{len(train)} training and {int(val.labeled.sum())}/"
                 f"{len(val)} validation labels (the others are y = -1)")
 
+    run("inputs left as they were", inputs_untouched)
     run("valid probabilities", probabilities)
     run("invariance to values behind the mask", mask_invariance)
     run("determinism given the seed", determinism)

@@ -102,6 +102,11 @@ class Split:
             filled[name] = torch.where(keep, arr, torch.zeros((), dtype=arr.dtype, device=arr.device))
         return dataclasses.replace(self, x=filled, mask=mask)
 
+    def copy(self) -> Split:
+        """A deep copy: what a method is handed, so nothing it does to its inputs reaches another run."""
+        return dataclasses.replace(self, x={k: v.clone() for k, v in self.x.items()}, mask=self.mask.clone(),
+                                   y=self.y.clone(), labeled=self.labeled.clone())
+
     def without_labels(self) -> Split:
         """The split as a method sees it at test time: no labels at all."""
         return dataclasses.replace(

@@ -56,6 +56,18 @@ class InvalidPrediction(ValueError):
     """predict_proba broke the contract (shape, finite values, rows that sum to one)."""
 
 
+class MutatedInputs(ValueError):
+    """A method changed the tensors it was handed (inputs are read-only by contract)."""
+
+
+def split_hash(split: Split) -> str:
+    """sha256 of a split's inputs, mask and labels: to check that ``fit`` left them as they were."""
+    h = hashlib.sha256(input_hash(split).encode())
+    h.update(np.ascontiguousarray(split.y.cpu().numpy()).tobytes())
+    h.update(np.ascontiguousarray(split.labeled.cpu().numpy()).tobytes())
+    return h.hexdigest()
+
+
 def check_proba(proba: Any, n: int, n_classes: int) -> np.ndarray:
     if not isinstance(proba, torch.Tensor):
         raise InvalidPrediction(f"predict_proba must return a torch.Tensor, got {type(proba).__name__}")
@@ -80,8 +92,19 @@ def input_hash(view: Split) -> str:
 
 
 def _predict(method: Method, split: Split) -> torch.Tensor:
-    view = split.without_labels()
+    view = split.without_labels().copy()
     return method.predict_proba(view.x, view.mask)
+
+
+def predict_checked(method: Method, view: Split, expected: str, where: str) -> torch.Tensor:
+    """``predict_proba`` on a copy of ``view``, then a check that the copy still hashes to ``expected``:
+    the copy keeps the shared inputs safe, the check names a method that edits its inputs in place."""
+    mine = view.copy()
+    proba = method.predict_proba(mine.x, mine.mask)
+    if input_hash(mine) != expected:
+        raise MutatedInputs(f"predict_proba changed the inputs it was given ({where}); inputs are read-only: "
+                            "work on a copy (e.g. x[m].clone()) instead of editing x or mask in place")
+    return proba
 
 
 def execute(spec: RunSpec, method_cls: type[Method], data: Prepared, device: torch.device,
@@ -148,10 +171,11 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     budget = TrainBudget(**spec.budget)
     hparams = hparams_from_dict(method_cls.Hparams, spec.hparams, spec.method)
     train_cond = conditions.train
-    splits = data.splits_for(spec.seed)  # seed k draws split k
-    train = train_cond.apply(splits["train"], spec.seed).to(device)
-    val = train_cond.apply_validation(splits["val"], spec.seed).to(device)
+    splits = data.splits_for(spec.seed)  # seed k draws split k, shared by every run of this process: copied
+    train = train_cond.apply(splits["train"], spec.seed).to(device).copy()
+    val = train_cond.apply_validation(splits["val"], spec.seed).to(device).copy()
     test = splits["test"].to(device)
+    before_fit = (split_hash(train), split_hash(val))
     method = method_cls(data.info, hparams)
     ctx = TrainContext.from_seed(spec.seed, budget, device, clock)
 
@@ -159,6 +183,9 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
         t0 = clock.start()
         method.fit(train, val, ctx)
         fit_seconds = clock.stop(t0)
+    if (split_hash(train), split_hash(val)) != before_fit:
+        raise MutatedInputs("fit changed the training or validation split it was given; splits are read-only: "
+                            "work on copies (e.g. x[m].clone()) instead of editing them in place")
 
     val_metrics = _validation_metrics(method, val, train_cond, spec.seed, data.info.n_classes)
     metrics: dict[str, dict[str, Any]] = {}
@@ -171,7 +198,8 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
             shifted = cond.apply(test, spec.seed)
             view = shifted.without_labels()
             input_hashes[key] = input_hash(view)
-            proba = check_proba(method.predict_proba(view.x, view.mask), len(shifted), data.info.n_classes)
+            proba = check_proba(predict_checked(method, view, input_hashes[key], f"condition {key}"), len(shifted),
+                                data.info.n_classes)
             metrics[key] = {**all_metrics(proba, shifted.y.cpu().numpy()), "family": cond.family,
                             "protocol": cond.protocol, "severity": cond.severity}
             if key == "clean":
@@ -185,17 +213,18 @@ def _train_and_evaluate(spec: RunSpec, method_cls: type[Method], data: Prepared,
     # split: the method returns per-sample arrays without seeing y, and the runner scores them.
     extras_test: dict[str, Any] = {}
     if callable(getattr(method, "evaluate_extras", None)):
-        view = test.without_labels()
+        view = test.without_labels().copy()
         extras_test = score_method_extras(method.evaluate_extras(view.x, view.mask), test.y.cpu().numpy())
 
     with meter.phase() as infer_mem:
+        view = test.without_labels().copy()  # copied once, outside the timed calls
         if clock.cuda:
             for _ in range(CUDA_WARMUP_CALLS):
-                _predict(method, test)
+                method.predict_proba(view.x, view.mask)
         samples = []
         for _ in range(INFERENCE_REPEATS):
             t0 = clock.start()
-            _predict(method, test)
+            method.predict_proba(view.x, view.mask)
             samples.append(clock.stop(t0))
         infer_seconds = float(np.median(samples))
 

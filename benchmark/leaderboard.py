@@ -130,7 +130,17 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=[*KEYS, "seeds_ok", "seeds_failed", "seeds_stale"])
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # Every column a reader expects, even where no run finished (then empty: a board of failures only).
+    for col in [*COLUMNS, "clean_primary"]:
+        for suffix in ("", "_ci_low", "_ci_high"):
+            if col + suffix not in out:
+                out[col + suffix] = math.nan
+    for col, empty in (("worst_condition", ""), ("n_parameters", math.nan), ("train_flops", math.nan),
+                       ("primary_metric", "accuracy"), ("seeds_kept_untrained", 0)):
+        if col not in out:
+            out[col] = empty
+    return out
 
 
 def with_tuning(table: pd.DataFrame, chosen: dict, spread: dict, rule: str) -> pd.DataFrame:

@@ -139,8 +139,9 @@ class Results:
     records: list[RunRecord]
     stale: dict[str, str]  # run_id -> reason
     problems: list[RecordError]
-    other: int
+    other: int  # valid records outside the scope (another suite, settings the suite no longer has)
     table: pd.DataFrame
+    superseded: int = 0  # records of a run that a fresher record of the same run replaces
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -171,6 +172,8 @@ class Results:
                        f"(rerun the suite to refresh them): {'; '.join(reasons[:3])}"
                        + (f"; and {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""))
         out += [f"not a valid record, left out: {p}" for p in self.problems]
+        if self.superseded:
+            out.append(f"{self.superseded} older record(s) of runs that have a fresh record are left out")
         if self.other:
             out.append(f"{self.other} record(s) in the folder belong to other suites or settings and are left out")
         return out
@@ -206,7 +209,8 @@ def load(folder: Path, scope: SuiteScope | None = None) -> Results:
             chosen[key] = r
     kept = sorted(chosen.values(), key=_identity)
     stale = {r.run_id: stale_all[r.run_id] for r in kept if r.run_id in stale_all}
-    return Results(scope, kept, stale, problems, len(records) - len(kept), tidy(kept, stale))
+    return Results(scope, kept, stale, problems, len(records) - len(inside), tidy(kept, stale),
+                   superseded=len(inside) - len(kept))
 
 
 def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:

@@ -129,13 +129,26 @@ def load_suite(name_or_path: str) -> Suite:
     datasets = raw.get("datasets", "all")
     if datasets == "all":
         datasets = sorted(registry.datasets())
+    if not isinstance(datasets, list) or not all(isinstance(e, str | dict) for e in datasets):
+        raise ValueError(f"{path}: datasets must be \"all\" or a list of dataset names and variants, got {datasets!r}")
     for e in datasets:
         if isinstance(e, dict) and "name" not in e:
             raise ValueError(f"{path}: a dataset variant needs a name, e.g. {{name = \"synthetic_pid\", n = 500}}")
+        registry.get("dataset", e["name"] if isinstance(e, dict) else e)  # a KeyError naming the known ones
     budget_fields = set(asdict(TrainBudget()))
     bad = sorted(set(raw.get("budget", {})) - budget_fields)
     if bad:
         raise ValueError(f"{path}: unknown budget key(s) {bad}; allowed: {sorted(budget_fields)}")
+    _check_budget(raw.get("budget", {}), path)
+    _check_seeds(raw.get("seeds", [0]), path)
+    _check_name(raw.get("name", path.stem), path)
+    for method, overrides in raw.get("hparams", {}).items():
+        from benchmark.hparams import validate
+
+        try:
+            validate(registry.get("method", method).cls.Hparams, overrides, method)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: [hparams.{method}]: {exc}") from None
     for key, stage in (("training_conditions", "train"), ("test_conditions", "test")):
         value = raw.get(key, [])
         if not isinstance(value, list):
@@ -183,6 +196,38 @@ def _variant(entry: dict[str, Any], path: Path) -> MethodRow:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: variant {label!r}: {exc}") from None
     return MethodRow(plugin.name, label, overrides)
+
+
+#: What each budget value must be: (type, smallest allowed value, whether the bound is excluded).
+BUDGET_RULES = {"max_epochs": (int, 1, False), "patience": (int, 0, False), "batch_size": (int, 1, False),
+                "width": (int, 1, False), "lr": (float, 0.0, True), "weight_decay": (float, 0.0, False)}
+
+
+def _check_budget(budget: dict[str, Any], path: Path) -> None:
+    for key, value in budget.items():
+        kind, low, open_ = BUDGET_RULES[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or
+                                                                                  isinstance(value, int))
+        if not number or value < low or (open_ and value == low):
+            need = f"{'an integer' if kind is int else 'a number'} {'>' if open_ else '>='} {low:g}"
+            raise ValueError(f"{path}: budget.{key} = {value!r}: must be {need}")
+
+
+def _check_seeds(seeds: Any, path: Path) -> None:
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ValueError(f"{path}: seeds must be a non-empty list of non-negative integers, e.g. [0, 1, 2]; "
+                         f"got {seeds!r}")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ValueError(f"{path}: seed(s) {twice} listed twice; each seed is one run")
+
+
+def _check_name(name: Any, path: Path) -> None:
+    """A suite's name names its results folder (``results/NAME``): a plain name, never a path."""
+    plain = isinstance(name, str) and bool(name) and not name.startswith(".")
+    if not plain or not all(c.isalnum() or c in "_-." for c in name):
+        raise ValueError(f"{path}: name {name!r} must be letters, digits, _ - . (it names the folder results/NAME)")
 
 
 def _positive_int(value: Any, key: str, path: Path) -> int:

@@ -33,6 +33,11 @@ CASES = {
                           "        return p / p.sum(1, keepdim=True)",
                           "determinism given the seed", "two fits with seed 0 differ"),
     "raises": ("raise RuntimeError('boom in fit')", UNIFORM, "smoke run", "RuntimeError: boom in fit"),
+    "mutates_in_predict": ("pass", "x[next(iter(x))].mul_(0)\n        " + UNIFORM, "inputs left as they were",
+                           "predict_proba changed the inputs"),
+    "mutates_mask": ("pass", "mask[:, 0] = False\n        " + UNIFORM, "inputs left as they were",
+                     "predict_proba changed the inputs"),
+    "mutates_in_fit": ("train.y.zero_()", UNIFORM, "inputs left as they were", "fit changed the training"),
 }
 
 

@@ -153,8 +153,8 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
     out += summary_markdown(table, marks) + [SUMMARY_END, ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
-        part = part.sort_values("clean_primary" if "clean_primary" in part else "clean_accuracy", ascending=False,
-                                na_position="last")
+        if "clean_primary" in part:  # absent when every run of the suite failed
+            part = part.sort_values("clean_primary", ascending=False, na_position="last")
         out += [f"## {dataset} (training: {cond})", ""]
         main = [(c, col.scale) for c, col in COLUMNS.items()]
         header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]

@@ -10,13 +10,14 @@ import pandas as pd
 
 from benchmark import claims
 from benchmark.leaderboard import build_table, with_tuning
+from benchmark.report.background import Background
 from benchmark.report.claims_page import claims_markdown
 from benchmark.report.html import render
 from benchmark.report.markdown import md_table, to_markdown
 from benchmark.report.statistics_page import write_statistics
 from benchmark.results import Results
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
-from benchmark.statistics import long_table, not_worse_than_best, pairwise_tests
+from benchmark.statistics import long_table, mixed_model, not_worse_than_best, pairwise_tests
 
 
 def failure_lines(results: Results) -> list[str]:
@@ -60,6 +61,7 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
     spread = tuning_spread(results)
     table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
     long = long_table(selected.table, selected.primary_metrics())
+    mixed = Background(mixed_model, long, baseline) if baseline else None
     pairwise = pairwise_tests(long, baseline)
     marks = not_worse_than_best(pairwise, long)
     if not table.empty:
@@ -78,7 +80,7 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
         md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
         md += "\n" + "\n".join(rank_shift_markdown(results, table, baseline, rule))
     (out_dir / "leaderboard.md").write_text(md)
-    write_statistics(long, selected, pairwise, baseline, out_dir)
+    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result() if mixed else None)
     present = {r.method for r in selected.records}
     written = {c.method for c in claims.CLAIMS}
     (out_dir / "claims.md").write_text(claims_markdown(claims.scorecard(selected, present, long), suite,
