@@ -106,10 +106,12 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
 
 
 def run_on_dask(todo: list[Any], finish: Callable[[Any, dict[str, Any]], None], task: Callable[..., dict[str, Any]],
-                task_args: tuple[Any, ...], workers: int, scheduler: str | None) -> None:
+                task_args: tuple[Any, ...], workers: int, scheduler: str | None,
+                take: Callable[[Any], bool] = lambda run: True) -> None:
     """Run ``task(run.payload(), *task_args)`` for every run of ``todo`` on ``dask_client(workers,
     scheduler)``; ``finish(run, body)`` gets each result here, as it comes. A task whose worker dies is a
-    failed run; the sweep goes on."""
+    failed run; the sweep goes on. ``take(run)`` is asked just before a run is submitted (a claim: False
+    leaves it to another sweep)."""
     from dask.distributed import as_completed
 
     with dask_client(workers, scheduler) as client:
@@ -125,6 +127,8 @@ def run_on_dask(todo: list[Any], finish: Callable[[Any, dict[str, Any]], None], 
             slots = max(1, sum(client.nthreads().values()))
             while pending and sum(not f.done() for f in futures) < slots:
                 r = next_run(pending, seconds)
+                if not take(r):
+                    continue
                 future = client.submit(task, r.payload(), *task_args, key=f"run-{r.run_id}", pure=False)
                 futures[future] = r
                 running.add(future)

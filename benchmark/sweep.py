@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark import hparams, registry
+from benchmark.claims_files import claim, release
 from benchmark.contracts import hparams_from_dict
 from benchmark.data import Prepared
 from benchmark.execution import RunConditions, execute
@@ -57,12 +58,16 @@ class SweepSummary:
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
     failed_before: list[str] = field(default_factory=list)
+    claimed_elsewhere: int = 0
     wall_seconds: float = 0.0
 
     def text(self) -> str:
         lines = [f"done {self.done}, skipped {self.skipped} (already recorded), failed {len(self.failed)}, "
                  f"wall time {self.wall_seconds:.1f} s"]
         lines += [f"  FAILED  {f}" for f in self.failed]
+        if self.claimed_elsewhere:
+            lines.append(f"{self.claimed_elsewhere} run(s) were being run by another sweep on this folder and were "
+                         "left to it; run the same command again afterwards to pick up any it did not finish")
         if self.failed_before:
             lines.append(f"{len(self.failed_before)} run(s) failed in an earlier sweep and were not retried "
                          "(add --retry-failed to run them again):")
@@ -175,11 +180,20 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
                 summary.failed_before.append(f"{r.spec.describe}: {rec.error.get('message', '')}")
     bar = tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not progress or not todo)
 
+    def take(r: PlannedRun) -> bool:
+        """Claim ``r`` unless another sweep runs it, or recorded it since this sweep looked."""
+        if (not r.path.exists() or retry_failed) and claim(r.path):
+            return True
+        summary.claimed_elsewhere += 1
+        bar.update(1)
+        return False
+
     def finish(r: PlannedRun, body: dict[str, Any]) -> None:
         body["run_id"] = r.run_id
         body["record_version"] = RECORD_VERSION
         body["provenance"] = r.provenance.to_json()
         write_atomic(r.path, body)
+        release(r.path)
         if body["status"] == "ok":
             summary.done += 1
         else:
@@ -189,13 +203,14 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
 
     if backend == "serial":
         for r in todo:
-            finish(r, run_task(r.payload(), [], str(device), threads, cache))
+            if take(r):
+                finish(r, run_task(r.payload(), [], str(device), threads, cache))
     elif backend == "dask":
         if todo:  # nothing to run: no cluster to start
             from benchmark.dask_backend import run_on_dask
 
             run_on_dask(todo, finish, run_task, ([str(p) for p in registry.METHOD_FILES], str(device), threads),
-                        workers, scheduler)
+                        workers, scheduler, take)
     else:
         raise ValueError(f"unknown backend {backend!r}; use serial or dask")
     bar.close()

@@ -122,3 +122,41 @@ def test_a_method_that_edits_its_inputs_fails_alone_and_changes_no_other_run(tmp
         return out
 
     assert honest(tmp_path / "with") == honest(tmp_path / "without")
+
+
+def test_two_sweeps_on_one_folder_share_the_work_and_train_each_run_once(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    suite = write_suite(tmp_path, ["early_fusion", "late_fusion"], seeds=[0, 1, 2])
+    cmd = [sys.executable, "-m", "benchmark", "run", "--suite", str(suite), "--results", str(tmp_path / "res"),
+           "--no-progress", "--no-leaderboard"]
+    env = {**os.environ}
+    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    done = [int(re.search(r"done (\d+)", out).group(1)) for out, _ in outs]
+    assert sum(done) == 6, outs  # 2 methods x 3 seeds, each trained by exactly one of the two sweeps
+    assert len(list((tmp_path / "res" / "runs").glob("*.json"))) == 6
+    assert not list((tmp_path / "res" / "runs" / ".claims").glob("*.claim"))  # every claim released
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from benchmark.claims_files import claim, claim_path, release
+
+    record = tmp_path / "runs" / "m__d__0123.json"
+    path = claim_path(record)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "started": 0.0 + 1e10}))
+    assert claim(record)  # the holder's process does not exist: taken over
+    assert not claim(record)  # now held by this live process
+    release(record)
+    assert claim(record)
