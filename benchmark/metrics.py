@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 #: Bins of the expected calibration error (equal width over the top-class confidence).
 ECE_BINS = 15
@@ -49,22 +50,31 @@ def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
 def macro_auroc(proba: np.ndarray, y: np.ndarray) -> float:
     """One-vs-rest macro AUROC, computed so that it never raises.
 
-    - Two classes: scikit-learn's binary ``roc_auc_score(y, proba[:, 1])`` (the positive class's column).
-    - More classes, all present in ``y``: the mean over classes c of the binary AUROC of ``proba[:, c]`` for
-      ``y == c``, which is exactly ``roc_auc_score(y, proba, multi_class="ovr", average="macro")`` (computed per
-      column, so it does not need rows that sum to 1 up to scikit-learn's tolerance).
-    - A class absent from ``y`` has no positives and no AUROC: the macro mean runs over the classes present.
-    - NaN when fewer than two classes are present in ``y`` (no positive/negative pair exists), when there is
-      no sample, or when ``proba`` has a non-finite entry."""
+    - Two classes: the binary AUROC of ``proba[:, 1]`` (scikit-learn's ``roc_auc_score(y, proba[:, 1])``).
+    - More classes: the mean over the classes c present in ``y`` of the binary AUROC of ``proba[:, c]`` for
+      ``y == c`` (with every class present, ``roc_auc_score(y, proba, multi_class="ovr", average="macro")``).
+    - NaN when fewer than two classes are present in ``y``, when there is no sample, or when ``proba`` has a
+      non-finite entry.
+
+    Each binary AUROC is the Mann-Whitney statistic from average ranks (ties count a half), which is the
+    area under the ROC curve: computed for every class from one ``rankdata`` call, because scikit-learn's
+    per-class curves cost ~20 s per run on a 32-class dataset over a 185-condition grid. A test checks it
+    against scikit-learn to 1e-12."""
     y = np.asarray(y)
     proba = np.asarray(proba, dtype=np.float64)
     n_classes = proba.shape[1] if proba.ndim == 2 else 0
     present = np.unique(y)
     if len(y) == 0 or n_classes < 2 or len(present) < 2 or not np.isfinite(proba).all():
         return float("nan")
-    if n_classes == 2:
-        return float(roc_auc_score(y, proba[:, 1]))
-    return float(np.mean([roc_auc_score(y == c, proba[:, c]) for c in present]))
+    classes = [1] if n_classes == 2 else list(present)
+    ranks = rankdata(proba[:, classes], axis=0)
+    aucs = []
+    for j, c in enumerate(classes):
+        positive = y == c
+        n1 = int(positive.sum())
+        n0 = len(y) - n1
+        aucs.append((ranks[positive, j].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+    return float(np.mean(aucs))
 
 
 def all_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
