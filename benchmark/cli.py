@@ -98,9 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in args.method_file or []:
         print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
     suite = load_suite(args.suite)
-    results = run_flags.results_folder(args.results or suite.results_dir)
+    results = args.results or suite.results_dir
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
+    run_flags.results_folder(results)  # after the plan (which validates every condition), before any run
     print(f"suite {suite.name}: {len(runs)} runs -> {results / 'runs'}", file=sys.stderr)
     summary = run_sweep(runs, cache, device, retry_failed=args.retry_failed, threads=args.threads,
                         progress=not args.no_progress, backend=args.backend, workers=args.workers,
