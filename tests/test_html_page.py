@@ -22,6 +22,8 @@ def page(runner_results, tmp_path: Path) -> Path:
 
 def test_page_is_self_contained_and_says_where_timings_came_from(page: Path) -> None:
     text = page.read_text()
+    ids = re.findall(r'<table class="sortable" id="([^"]+)"', text)
+    assert ids and all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids), ids  # usable in a CSS selector
     assert not re.search(r"(src|href)=\"(https?:)?//", text), "the page must not load anything from a network"
     assert "<script>" in text and "perf_counter" in text and "(cpu)" in text
     assert "✓" in text  # the best method is marked
@@ -40,7 +42,7 @@ def test_sorting_a_column_in_headless_chromium(page: Path) -> None:
             "--disable-sync", "--no-first-run"])
         tab = browser.new_page()
         tab.goto(page.as_uri())
-        table = "table#overview-synthetic_pid-n=300,n_modalities=3-standard"
+        table = "table#overview-synthetic_pid-n-300-n_modalities-3-standard"
 
         def order() -> list[str]:
             return tab.locator(f"{table} tbody tr td:first-child").all_inner_texts()

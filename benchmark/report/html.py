@@ -6,6 +6,7 @@ timings came from, and links to the figures."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def number_cell(mean: float, lo: float, hi: float, scale: float, mark: bool = Fa
 
 
 def _slug(dataset: str, cond: str) -> str:
-    return f"{dataset}-{cond}".replace("[", "-").replace("]", "").replace(".", "_")
+    """An id usable in a CSS selector: letters, digits, _ and - only (variants carry = , [ ] . and spaces)."""
+    text = f"{dataset}-{cond}".replace("[", "-").replace("]", "").replace(".", "_")
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
 def _sections(table: pd.DataFrame, long: pd.DataFrame, marks: set) -> list[dict]:
