@@ -96,8 +96,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.sweep import DataCache, plan, run_sweep
 
     for f in args.method_file or []:
-        print(f"method file {f}: {', '.join(registry.add_method_file(Path(f)))}", file=sys.stderr)
+        try:
+            names = registry.add_method_file(Path(f))
+        except Exception as exc:  # noqa: BLE001 - any import failure of a given file stops the sweep
+            raise ValueError(f"--method-file {f} failed to import: {registry.describe_import_error(exc, Path(f))}; "
+                             "fix it (python -m benchmark check-method names the problem) and run again") from None
+        print(f"method file {f}: {', '.join(names)}", file=sys.stderr)
     suite = load_suite(args.suite)
+    registry.methods()  # scan the plug-in folders: a file that fails to import stops the sweep, named
+    if registry.BROKEN:
+        lines = "; ".join(f"{path}: {err}" for path, err in registry.BROKEN.items())
+        raise ValueError(f"method file(s) failed to import, so a suite of 'all' methods would silently lose them: "
+                         f"{lines}; fix or move the file out of the plug-in folder, then run again")
     results = args.results or suite.results_dir
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
@@ -205,9 +215,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check_method(args: argparse.Namespace) -> int:
+    from benchmark import registry
     from benchmark.conformance import check_file
 
-    results = check_file(args.path, args.seconds)
+    try:
+        results = check_file(args.path, args.seconds)
+    except (SyntaxError, ImportError, NameError, AttributeError, TypeError) as exc:
+        print(f"{args.path}: FAIL  import: {registry.describe_import_error(exc, Path(args.path).resolve())}; the file "
+              "must import before any check can run", file=sys.stderr)
+        return 1
     failed = 0
     for name, checks in results.items():
         print(f"{name} ({args.path}):")

@@ -45,6 +45,17 @@ def _mount(package: str, dirs: list[Path]) -> None:
         mod.__path__[:] = paths  # type: ignore[index]
 
 
+def describe_import_error(exc: BaseException, path: Path) -> str:
+    """``Type: message (line N)``: the line of ``path`` where importing it failed, for a fix without a traceback."""
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{type(exc).__name__}: {exc}" + (f" (line {line})" if line and not isinstance(exc, SyntaxError) else "")
+
+
 #: Plug-in files that failed to import: path -> error. They are reported, and the others still work.
 BROKEN: dict[str, str] = {}
 
@@ -60,7 +71,7 @@ def _scan(package: str, dirs: list[Path], base: type, kind: str) -> dict[str, Pl
             try:
                 module = importlib.import_module(f"{package}.{path.stem}")
             except Exception as exc:  # noqa: BLE001 - one broken plug-in must not hide the others
-                BROKEN[str(path)] = f"{type(exc).__name__}: {exc}"
+                BROKEN[str(path)] = describe_import_error(exc, path)
                 continue
             for plugin in _plugins_in(module, base, path, blocks):
                 if plugin.name in found:

@@ -160,3 +160,22 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert not claim(record)  # now held by this live process
     release(record)
     assert claim(record)
+
+
+def test_a_method_file_that_fails_to_import_stops_run_and_check_method_names_its_line(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text("import torch\n\nx = 1\nraise ImportError('this plug-in is broken')\n")
+    suite = write_suite(tmp_path, ["early_fusion"])
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
+                   extra_env={"BENCHMARK_METHODS_PATH": str(plugins)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "broken.py: ImportError: this plug-in is broken (line 4)" in done.stderr
+    assert not list((tmp_path / "res").glob("runs/*.json"))
+    syntax = tmp_path / "syntax_error.py"
+    syntax.write_text("def fit(self\n")
+    done = run_cli("check-method", str(syntax))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "FAIL  import: SyntaxError" in done.stderr and "line 1" in done.stderr
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res2"), "--method-file", str(syntax))
+    assert done.returncode == 2 and "--method-file" in done.stderr and "Traceback" not in done.stderr
