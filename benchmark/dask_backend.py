@@ -33,9 +33,13 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 #:   a training loop of small ops (~8% slower runs here), for a dashboard this backend does not start;
 #: - the event loop's tick and the memory and system monitors at 1 s instead of 20, 100 and 500 ms: the
 #:   same wake-ups, fewer of them, beside a run that needs both cores;
-#: - allowed-failures 0: a task whose worker died is not retried on another (it would kill that one too).
+#: - allowed-failures 0: a task whose worker died is not retried on another (it would kill that one too);
+#: - worker-saturation 1.0: a one-thread worker holds one task, never a second queued behind it, which a
+#:   run that kills its worker would take down with it (with the default 1.1, two tasks fit on one worker
+#:   while the other is still starting).
 DASK_CONFIG: dict[str, Any] = {
     "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.gil.enabled": False,
     "distributed.admin.tick.interval": "1s",
