@@ -12,8 +12,6 @@ a baseline that the suite names.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 
@@ -21,29 +19,6 @@ import pandas as pd
 def normalised_area(severity: np.ndarray, accuracy: np.ndarray) -> float:
     width = severity.max() - severity.min()
     return float(np.trapezoid(accuracy, severity) / width) if width > 0 else float(accuracy.mean())
-
-
-def test_accuracy(table: pd.DataFrame) -> pd.DataFrame:
-    """The test accuracies of every run, ordered by run and condition key."""
-    rows = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
-    return rows.sort_values(["run_id", "condition"], kind="stable")
-
-
-def curves_of_run(conditions: np.ndarray, families: np.ndarray, curve_names: np.ndarray, severities: np.ndarray,
-                  accuracies: np.ndarray) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """(family, curve) -> (severities, accuracies) of one run, clean included at severity 0; the arrays
-    are the run's test-accuracy rows in condition-key order."""
-    clean = accuracies[conditions == "clean"]
-    clean_acc = float(clean[0]) if len(clean) else np.nan
-    points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for fam, name, sev, acc in zip(families, curve_names, severities, accuracies, strict=True):
-        if np.isfinite(sev):
-            points[(fam, name)].append((float(sev), float(acc)))
-    out = {}
-    for key, pts in points.items():
-        pts = sorted([(0.0, clean_acc), *pts])
-        out[key] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-    return out
 
 
 def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
