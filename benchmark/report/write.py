@@ -1,5 +1,5 @@
 """Every output of a suite's folder, rebuilt from its results: ``leaderboard.{md,csv,html}``, the
-statistics page, the claims scorecard, and an oracle table apart when there are several draws."""
+statistics page and an oracle table apart when there are several draws."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import claims
 from benchmark.leaderboard import build_table, with_tuning
 from benchmark.report.background import Background
-from benchmark.report.claims_page import claims_markdown
 from benchmark.report.html import render
 from benchmark.report.markdown import md_table, to_markdown
 from benchmark.report.statistics_page import write_statistics
@@ -55,8 +53,9 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
                   rule: str = DEFAULT_RULE, figures_dir: Path | None = None) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
-    the tables, the statistics, the claims scorecard and the HTML page. With several draws, an
-    oracle-selected table (test data) is written apart."""
+    the tables, the statistics and the HTML page (the claims scorecard reads several suites: it is
+    ``python -m benchmark claims``). With several draws, an oracle-selected table (test data) is written
+    apart."""
     selected, chosen = select(results, rule)
     spread = tuning_spread(results)
     table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
@@ -81,10 +80,6 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
         md += "\n" + "\n".join(rank_shift_markdown(results, table, baseline, rule))
     (out_dir / "leaderboard.md").write_text(md)
     write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result() if mixed else None)
-    present = {r.method for r in selected.records}
-    written = {c.method for c in claims.CLAIMS}
-    (out_dir / "claims.md").write_text(claims_markdown(claims.scorecard(selected, present, long), suite,
-                                                       sorted(present - written)))
     if not table.empty:
         (out_dir / "leaderboard.html").write_text(render(table, long, marks, selected, suite, rule, out_dir,
                                                          figures_dir))
