@@ -10,6 +10,10 @@
 - :class:`DROMethod`: the training glue both plug-ins share (robust loss over the labelled rows, modality
   dropout, early stopping on the robust validation objective by default (spec 2.4 [INF]; the benchmark's
   log-likelihood and accuracy are alternatives), per-epoch diagnostics for ``extras()``).
+- :class:`ModalityAwareDRO` (with :class:`MMDROHparams`): mm_dro's network and loss. It lives here, not in
+  ``mm_dro.py``, because ``ef_dro`` reuses it twice: its ``network="per_modality"`` is this network, and its
+  ``radius="matched"`` fits this method inside the ef_dro run to read off mm_dro's budget (and the shared
+  blocks, unlike another plug-in file, are part of a plug-in's source hash, so a change here re-keys both).
 
 The chi-square divergence is D(Q||P) = E_P[(dQ/dP - 1)^2] (no 1/2 factor), so the ball {D <= B} has the
 dual radius sqrt(1 + B). All objectives work on a per-sample loss vector and an optional ``valid`` mask
@@ -26,12 +30,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from benchmark.contracts import Split, TrainContext
 from benchmark.hparams import Choice, Each, Range, hparam
 from benchmark.training import fit_network, labeled_accuracy
 
-from ._blocks import LOG_LIKELIHOOD, Batch, TorchMethod, labeled_log_likelihood, zero_fill
+from ._blocks import LOG_LIKELIHOOD, Batch, TorchMethod, labeled_log_likelihood, make_encoder, zero_fill
 
 OBJECTIVES = ("surrogate", "dual", "reweight")
 #: The radius grid of spec 2.3(d), also the search space of every radius.
@@ -290,7 +295,8 @@ CRITERION_NAMES = {"robust": "robust_risk", LOG_LIKELIHOOD: LOG_LIKELIHOOD, "acc
 @dataclass(frozen=True)
 class DROHparams:
     """Fields both DRO methods share (ef_dro reads ``rho``, ``rho_by_modality`` and the ``dependence*`` fields
-    only with ``radius="matched"``)."""
+    only with ``radius="matched"`` (they configure the mm_dro fit whose budget it matches) or
+    ``radius="probe_budget"``)."""
 
     objective: str = hparam("surrogate", source="SRC", allowed=OBJECTIVES,
                             doc='training objective: "surrogate" (mean + sqrt(B) std, population std: the closed '
@@ -430,6 +436,7 @@ class DROMethod(TorchMethod):
     def on_epoch_end(self, epoch: int) -> None:
         spread = (self._spread_sum / self._spread_count.clamp(min=1.0)).tolist()
         log = self._log
+        self._B_history.append(float(self.budget_B))
         log["B"].append(_round(self.budget_B))
         if self._dep is not None:
             g = self._dep.gamma
@@ -452,6 +459,7 @@ class DROMethod(TorchMethod):
         self.budget_B = self._current_budget()
         self._log: dict[str, list] = {k: [] for k in ("B", "weight_n_max", "weight_n_min", "weight_chi2",
                                                        "weight_zero_share")}
+        self._B_history: list[float] = []  # the budget of every epoch run, unrounded (mean_budget())
         if self._dep is not None:
             self._log["gamma_mean_abs"] = []
         self._reset_spread()
@@ -468,15 +476,25 @@ class DROMethod(TorchMethod):
                     on_epoch_start=self.on_epoch_start, on_epoch_end=self.on_epoch_end,
                     criterion=self.stopping_criterion)
 
+    def mean_budget(self) -> float:
+        """The mean of B over every epoch the fit ran (the kept epoch's and the later ones alike): the value
+        ef_dro's ``radius="matched"`` takes as its radius (spec "Controls the suite must run")."""
+        if not self._B_history:
+            return float(self.budget_B)
+        return math.fsum(self._B_history) / len(self._B_history)
+
     def extras(self) -> dict[str, Any]:
-        """B, the radii, the estimated dependence matrix and, per epoch, B, mean |gamma| and the spread of the
-        sample weights (mean over the epoch's batches of n max p, n min p, chi-square to uniform, share <= 0)."""
+        """B (at the end of training and its mean over the epochs run), the radii, the estimated dependence
+        matrix and, per epoch, B, mean |gamma| and the spread of the sample weights (mean over the epoch's
+        batches of n max p, n min p, chi-square to uniform, share <= 0)."""
         if not hasattr(self, "_log"):
             return {}
         names = list(self.info.modality_names)
         out: dict[str, Any] = {
             "objective": self.hparams.objective,
             "budget_B": _round(self.budget_B),
+            "budget_B_mean": _round(self.mean_budget()),
+            "modality_dropout": self.hparams.modality_dropout,
             "rho": {n: _round(r) for n, r in zip(names, self.radii(), strict=True)},
             "independent_budget": _round(sum(self.radii())),
             "per_epoch": self._log,
@@ -497,3 +515,123 @@ def chunks(split: Split, size: int = CHUNK):
     for start in range(0, len(split), size):
         sl = slice(start, start + size)
         yield {k: v[sl] for k, v in split.x.items()}, split.mask[sl], split.y[sl]
+
+
+# ------------------------------------------------------------------------------ the modality-aware network
+def per_modality_network(info, width: int) -> dict[str, nn.Module]:
+    """mm_dro's predictor: one encoder per modality (``make_encoder``) and f, one hidden layer on
+    concat(e_1..e_M, mask). Built in this order (encoders, then f) by both mm_dro and ef_dro's
+    ``network="per_modality"``, so the two start from the same weights under the same seed."""
+    M, K = len(info.modalities), info.n_classes
+    return {"enc": nn.ModuleDict({m.name: make_encoder(m, width) for m in info.modalities}),
+            "head": nn.Sequential(nn.Linear(M * width + M, width), nn.ReLU(), nn.Linear(width, K))}
+
+
+def per_modality_logits(net: nn.Module, info, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    enc = [net["enc"][m.name](x[m.name]) for m in info.modalities]
+    return net["head"](torch.cat([*enc, mask.to(enc[0].dtype)], dim=1))
+
+
+@dataclass(frozen=True)
+class MMDROHparams(DROHparams):
+    head: str = hparam("mlp", source="INF", allowed=("mlp", "late"),
+                       doc='predictor f on the encodings: "mlp" (one hidden layer on concat(e_1..e_M, mask)) or '
+                           '"late" (a linear head per modality, averaged over the present modalities; the ablation '
+                           'of the spec)')
+    aux_head: str = hparam("linear", source="INF", allowed=("linear", "mlp"),
+                           doc='auxiliary unimodal heads (for the dependence estimate): "linear" or "mlp" (one '
+                               'hidden layer)')
+    aux_detach: bool = hparam(True, source="INF",
+                              doc="train the auxiliary heads on detached encodings, so they measure the encoders "
+                                  "without changing them")
+    encoder_error_weight: float = hparam(0.0, source="SRC/INF", allowed=NON_NEGATIVE,
+                                         doc="encoder-error extension (spec 2.3(e); SRC: it exists, INF: its form): "
+                                             "weight L of sum_k L * eps_k, with eps_k the mean increase of the "
+                                             "per-sample loss when modality k's input gets Gaussian noise; 0 = off "
+                                             "(the spec's default)")
+    encoder_error_noise: float = hparam(0.1, source="INF", allowed=NON_NEGATIVE,
+                                        doc="standard deviation of that input noise")
+
+
+class ModalityAwareDRO(DROMethod):
+    """mm_dro's network and loss (the plug-in ``mm_dro`` names it and documents it). With rho = 0 (every
+    rho_k = 0) B = 0 whatever gamma is, and the objective is plain ERM of this network: the auxiliary heads
+    read detached encodings, so they never move the predictor (the suite's same-network ERM control)."""
+
+    Hparams = MMDROHparams
+
+    def _current_budget(self) -> float:
+        return self._modality_aware_budget()
+
+    def build(self, width: int) -> nn.Module:
+        mods, K = self.info.modalities, self.info.n_classes
+        if self.hparams.head == "mlp":
+            parts = per_modality_network(self.info, width)
+        else:
+            parts = {"enc": nn.ModuleDict({m.name: make_encoder(m, width) for m in mods}),
+                     "head": nn.ModuleDict({m.name: nn.Linear(width, K) for m in mods})}
+        if self._dep is not None:
+            def aux() -> nn.Module:
+                if self.hparams.aux_head == "linear":
+                    return nn.Linear(width, K)
+                return nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, K))
+            parts["aux"] = nn.ModuleDict({m.name: aux() for m in mods})
+        return nn.ModuleDict(parts)
+
+    # ---- network pieces
+    def _encode(self, x: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        return [self.net["enc"][m.name](x[m.name]) for m in self.info.modalities]
+
+    def _head(self, enc: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        if self.hparams.head == "mlp":
+            return self.net["head"](torch.cat([*enc, mask.to(enc[0].dtype)], dim=1))
+        logits = torch.stack([self.net["head"][m.name](e) for m, e in zip(self.info.modalities, enc, strict=True)],
+                             dim=1)
+        w = mask.to(logits.dtype).unsqueeze(2)
+        return (logits * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+
+    def logits(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return self._head(self._encode(x), mask)
+
+    def _aux_logits(self, enc: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.net["aux"][m.name](e.detach() if self.hparams.aux_detach else e)
+                for m, e in zip(self.info.modalities, enc, strict=True)]
+
+    # ---- training
+    def loss(self, batch: Batch) -> torch.Tensor:
+        x, mask = self._train_inputs(batch)
+        valid = batch.y >= 0
+        enc = self._encode(x)
+        losses = per_sample_ce(self._head(enc, mask), batch.y)
+        total = self._robust(losses, valid)
+        if self.hparams.encoder_error_weight > 0:
+            total = total + self.hparams.encoder_error_weight * self._encoder_error(x, mask, enc, losses, batch.y)
+        if self._dep is not None:
+            v = valid.to(losses.dtype)
+            for j, logit in enumerate(self._aux_logits(enc)):
+                rows = v * mask[:, j].to(v.dtype)
+                total = total + (per_sample_ce(logit, batch.y) * rows).sum() / rows.sum().clamp(min=1.0)
+        return total
+
+    def _encoder_error(self, x, mask, enc, losses, y) -> torch.Tensor:
+        """sum_k eps_k, eps_k = mean over labelled rows of (loss with modality k's input noised - loss)_+."""
+        v = (y >= 0).to(losses.dtype)
+        err = losses.new_zeros(())
+        for j, m in enumerate(self.info.modalities):
+            xk = x[m.name]
+            noise = torch.randn(tuple(xk.shape), generator=self.ctx.generator).to(xk.device, xk.dtype)
+            keep = mask[:, j].reshape(-1, *([1] * (xk.dim() - 1))).to(xk.dtype)
+            noisy = list(enc)
+            noisy[j] = self.net["enc"][m.name](xk + self.hparams.encoder_error_noise * noise * keep)
+            lk = per_sample_ce(self._head(noisy, mask), y)
+            err = err + (v * (lk - losses).clamp(min=0.0)).sum() / v.sum().clamp(min=1.0)
+        return err
+
+    def _unimodal_losses(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        out = []
+        for x, _mask, y in chunks(split):
+            enc = self._encode(x)
+            out.append(torch.stack([per_sample_ce(lg, y) for lg in self._aux_logits(enc)], dim=1))
+        losses = torch.cat(out)
+        valid = split.mask & (split.y >= 0).unsqueeze(1)
+        return losses, valid

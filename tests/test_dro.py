@@ -373,12 +373,88 @@ def test_independent_fallback_and_ef_budgets() -> None:
     assert mm.budget_B == pytest.approx(0.7) and "gamma" not in mm.extras() and "aux" not in mm.net
     own, _ = _fit("ef_dro", rho_ef=0.37)
     assert own.budget_B == pytest.approx(0.37) and own.extras()["budget_B"] == pytest.approx(0.37)
-    matched_ind, _ = _fit("ef_dro", radius="matched", dependence="independent", rho_by_modality={"img": 0.5})
-    assert matched_ind.budget_B == pytest.approx(mm.budget_B)
-    matched, _ = _fit("ef_dro", radius="matched")
-    assert matched.budget_B == pytest.approx(modality_budget([0.1] * 3, matched._dep.gamma))
-    assert matched.extras()["gamma_updates"] > 0
-    json.dumps(matched.extras(), allow_nan=False)
+    assert own.extras()["radius"] == "own" and "matched_budget" not in own.extras()
+    probe_ind, _ = _fit("ef_dro", radius="probe_budget", dependence="independent", rho_by_modality={"img": 0.5})
+    assert probe_ind.budget_B == pytest.approx(mm.budget_B)
+    probe, _ = _fit("ef_dro", radius="probe_budget")
+    assert probe.budget_B == pytest.approx(modality_budget([0.1] * 3, probe._dep.gamma))
+    assert probe.extras()["gamma_updates"] > 0
+    json.dumps(probe.extras(), allow_nan=False)
+
+
+def _proba(method) -> torch.Tensor:
+    test = toy_split(25, seed=3, prefix="t")
+    test.mask[::4, 2] = False
+    return method.predict_proba(test.x, test.mask)
+
+
+def test_mm_dro_with_zero_radius_is_erm_of_its_own_network() -> None:
+    """The same-network ERM control (suite row mm_dro+erm): with rho = 0 the budget is 0 in every epoch
+    whatever gamma is estimated, and the fit equals a fit of the same network on the plain mean cross-entropy
+    (the auxiliary heads, trained on the side, never move the predictor)."""
+    mm, ctx = _fit("mm_dro", rho=0.0)
+    extras = mm.extras()
+    gamma = extras["gamma"]
+    assert extras["gamma_updates"] > 0 and max(abs(gamma[i][j]) for i in range(3) for j in range(i + 1, 3)) > 0.01
+    assert extras["per_epoch"]["B"] == [0.0] * len(ctx.epoch_log) and extras["budget_B_mean"] == 0.0
+    plugin = registry.get("method", "mm_dro")
+    set_determinism(1)
+    torch.manual_seed(0)
+    erm = plugin.cls(toy_info(), plugin.cls.Hparams(rho=0.0))
+    erm.loss = lambda batch: torch.nn.functional.cross_entropy(erm.logits(batch.x, batch.mask), batch.y)
+    erm_ctx = TrainContext.from_seed(0, BUDGET)
+    erm.fit(toy_split(90, seed=1), toy_split(30, seed=2, prefix="v"), erm_ctx)
+    assert erm_ctx.fit_summary["best_epoch"] == ctx.fit_summary["best_epoch"]
+    assert torch.allclose(_proba(mm), _proba(erm), atol=1e-5)
+    # The predictor of a fit with rho > 0 moves away from ERM (the control is not vacuous).
+    robust, _ = _fit("mm_dro", rho=1.0)
+    assert not torch.allclose(_proba(robust), _proba(mm), atol=1e-3)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_ef_dro_per_modality_network_is_mm_dro_network(dropout: float) -> None:
+    """network="per_modality": ef_dro builds mm_dro's network in the same order, so at zero radius the two
+    fits are the same ERM fit, bit for bit, with or without modality dropout."""
+    mm, _ = _fit("mm_dro", rho=0.0, modality_dropout=dropout)
+    ef, _ = _fit("ef_dro", network="per_modality", rho_ef=0.0, modality_dropout=dropout)
+    main = {k: v for k, v in mm.net.state_dict().items() if not k.startswith("aux.")}
+    assert main.keys() == ef.net.state_dict().keys()
+    assert all(torch.equal(v, ef.net.state_dict()[k]) for k, v in main.items())
+    assert torch.equal(_proba(mm), _proba(ef))
+    flat, _ = _fit("ef_dro", rho_ef=0.0, modality_dropout=dropout)
+    assert "fused" in flat.net and flat.n_parameters() != ef.n_parameters()
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_ef_dro_matched_radius_is_mm_dro_mean_budget_on_the_same_data_and_seed(dropout: float) -> None:
+    """radius="matched" (spec "Controls the suite must run"): rho_EF = the mean over mm_dro's training epochs
+    of its B, from the mm_dro fit this spec's own mm_dro run makes (same seed, same shared hyperparameters);
+    the value and the rule are recorded, and ef_dro then trains at that constant radius."""
+    for seed in (0, 1):
+        mm, mm_ctx = _fit("mm_dro", seed=seed, modality_dropout=dropout)
+        ef, ctx = _fit("ef_dro", seed=seed, radius="matched", modality_dropout=dropout)
+        per_epoch = mm.extras()["per_epoch"]["B"]
+        assert len(set(per_epoch)) > 1  # B moves with gamma, so the mean is not a single epoch's value
+        matched = ef.extras()["matched_budget"]
+        assert matched["rho_ef"] == mm.mean_budget() == pytest.approx(sum(per_epoch) / len(per_epoch), rel=1e-4)
+        assert matched["mm_dro_B_per_epoch"] == per_epoch and matched["mm_dro_epochs_run"] == len(mm_ctx.epoch_log)
+        assert matched["mm_dro_best_epoch"] == mm_ctx.fit_summary["best_epoch"]
+        assert "mean over mm_dro's training epochs" in matched["rule"] == ef.extras()["radius_rule"]
+        assert ef.budget_B == matched["rho_ef"] and set(ef.extras()["per_epoch"]["B"]) == {ef.extras()["budget_B"]}
+        assert len(ctx.epoch_log) == ctx.fit_summary["epochs_run"]  # mm_dro's epochs are not logged as ef_dro's
+        own, _ = _fit("ef_dro", seed=seed, rho_ef=matched["rho_ef"], modality_dropout=dropout)
+        assert torch.equal(_proba(own), _proba(ef))  # the inner fit leaves ef_dro's own training untouched
+        json.dumps(ef.extras(), allow_nan=False)
+
+
+def test_matched_budget_on_mm_dro_network_with_a_constant_budget_is_mm_dro() -> None:
+    """With gamma fixed at 0 mm_dro's B is constant, so ef_dro on mm_dro's network at the matched radius is
+    mm_dro: the two differ in the budget only."""
+    mm, _ = _fit("mm_dro", dependence="independent", rho_by_modality={"img": 0.5})
+    ef, _ = _fit("ef_dro", dependence="independent", rho_by_modality={"img": 0.5}, radius="matched",
+                 network="per_modality")
+    assert ef.budget_B == pytest.approx(0.7, rel=1e-12)
+    assert torch.allclose(_proba(mm), _proba(ef), atol=1e-5)
 
 
 def test_unlabelled_rows_do_not_change_the_training_loss() -> None:
@@ -445,6 +521,26 @@ def test_modality_dropout_keeps_one_present_modality_and_zero_fills() -> None:
         assert float(x[name][~keep[:, j]].abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize(("name", "hp"), [("mm_dro", {"rho": 0.0, "dependence": "independent"}),
+                                          ("ef_dro", {"rho_ef": 0.0}),
+                                          ("ef_dro", {"rho_ef": 0.0, "network": "per_modality"})])
+def test_both_methods_train_on_the_dropped_inputs(name: str, hp: dict) -> None:
+    """modality_dropout reaches the loss of mm_dro and of ef_dro (both networks): the training loss is the
+    loss on the inputs and mask that dropout leaves, drawn from ctx.generator."""
+    method, batch = build_for_loss(name, modality_dropout=0.5, **hp)
+    state = method.ctx.generator.get_state()
+    x, keep = method._train_inputs(batch)
+    method.ctx.generator.set_state(state)
+    with torch.no_grad():
+        loss = float(method.loss(batch))
+        dropped = float(torch.nn.functional.cross_entropy(method.logits(x, keep), batch.y))
+        full = float(torch.nn.functional.cross_entropy(method.logits(batch.x, batch.mask), batch.y))
+        off, _ = build_for_loss(name, **hp)
+        off.net.load_state_dict(method.net.state_dict())
+        assert float(off.loss(batch)) == pytest.approx(full, rel=1e-6)
+    assert loss == pytest.approx(dropped, rel=1e-6) and loss != pytest.approx(full)
+
+
 def test_encoder_error_extension_only_adds_a_non_negative_term() -> None:
     base, batch = build_for_loss("mm_dro", dependence="independent")
     extended, _ = build_for_loss("mm_dro", dependence="independent", encoder_error_weight=1.0,
@@ -455,6 +551,7 @@ def test_encoder_error_extension_only_adds_a_non_negative_term() -> None:
 
 @pytest.mark.parametrize("name,bad", [("mm_dro", {"objective": "cvar"}), ("mm_dro", {"head": "attention"}),
                                       ("mm_dro", {"rho_by_modality": {"nope": 1.0}}), ("ef_dro", {"radius": "x"}),
+                                      ("ef_dro", {"network": "late"}),
                                       ("ef_dro", {"dependence": "gaussian"}), ("mm_dro", {"rho": -0.1})])
 def test_bad_hyperparameters_are_refused(name: str, bad: dict) -> None:
     with pytest.raises(ValueError):
