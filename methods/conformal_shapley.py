@@ -42,11 +42,15 @@ from ._shapley import exact_shapley, permutation_coalitions, permutation_shapley
 
 OPEN_UNIT = Range(0, 1, low_open=True, high_open=True)
 POSITIVE = Range(0, None, low_open=True)
+#: Largest M for which the test record holds every coalition model's accuracy (2^M columns).
+COALITION_ACCURACY_MAX_M = 6
 
 
 @dataclass(frozen=True)
 class ConformalShapleyHparams:
-    alpha: float = hparam(0.05, source="SRC", allowed=OPEN_UNIT, doc="miscoverage level (code default 0.05)")
+    alpha: float = hparam(0.05, source="SRC", allowed=Range(0, 1, low_open=True),
+                          doc="miscoverage level (code default 0.05); 1 makes both conditional levels of q = 1 the "
+                              "median")
     calibration_fraction: float = hparam(0.5, source="SRC", allowed=OPEN_UNIT,
                                          doc="share of the labelled training split used as the calibration part I2 "
                                              "(draft and code: 1/2)")
@@ -54,10 +58,12 @@ class ConformalShapleyHparams:
                            doc="maximum number of modalities selected by predict_proba; the paper sweeps q = 0..M "
                                "and plots the path; None takes the smallest q with the best validation accuracy "
                                "on that path (M when selection_path is off)")
-    selection_bound: str = hparam("lower", Choice(("lower", "upper")), source="SRC", allowed=("lower", "upper"),
-                                  doc='which end of the conditional interval ranks the modalities: "lower" (the '
-                                      'theory) or "upper" (what conditional_calibrate in the code fits and selects '
-                                      'on)')
+    selection_bound: str = hparam("upper", Choice(("lower", "upper")), source="SRC", allowed=("lower", "upper"),
+                                  doc='which end of the conditional interval ranks the modalities: "upper" (the '
+                                      'authors\' code: conditional_calibrate fits only tau = 1 - alpha/(2q) and '
+                                      'selects on it; it made the paper\'s plots) or "lower" (the draft\'s theory, '
+                                      'tau = alpha/(2q); with noisy pointwise log-loss Shapley values it abstains '
+                                      'almost always)')
     coalition_models: str = hparam("per_coalition", source="SRC/INF", allowed=("per_coalition", "masked_surrogate"),
                                    doc='"per_coalition": one model per subset [SRC]; "masked_surrogate": the fast '
                                        'mode, one model trained with random modality masking, coalitions evaluated '
@@ -122,25 +128,40 @@ class ConformalShapley(Method):
     the one-sided t-test and the conformal p-value; for every level tau in {alpha/2q, 1 - alpha/2q} a kernel
     quantile regression h_j^tau(Omega(x)) (see ``fit_kernel_quantile`` for how it relates to the paper's RKHS
     problem; the test point is not included in the fit, as in the code). Predict: rank the present modalities
-    by the (sorted) lower bound, keep the positive ones, take the top min(q, #positive) and predict with that
-    coalition's model (the trivial predictor when none is selected).
+    by h_j^tau(x) at the level of ``selection_bound`` (default the upper one, tau = 1 - alpha/2q, as the
+    authors' ``conditional_calibrate`` does; "lower", tau = alpha/2q, is the theory's variant), keep the
+    positive ones, take the top min(q, #positive) and predict with that coalition's model (the trivial
+    predictor when none is selected: an abstention).
 
     Hyperparameters: see the ``ConformalShapleyHparams`` fields (doc; [SRC]: from the draft or the authors'
-    code; [INF]: reconstructed, the spec's default).
+    code; [INF]: reconstructed, the spec's default). As they now stand:
+
+    - [SRC] alpha 0.05, calibration_fraction 0.5, selection_bound "upper" (the code; "lower" = the theory),
+      coalition_models "per_coalition", omega_dim 2, lambda1 = lambda2 = 1e-2 untuned (the MNIST run),
+      lambda_grid / cv_folds of the optional CV, kernel_jitter 1e-2, lower_rank "ceil", clamp_upper False
+      (+inf when u > n_cal, as the guarantee needs; the code clamps), clip 1e-7.
+    - [INF] q None (the smallest q with the best validation accuracy on the selection path), shapley_estimator
+      "auto" (exact up to exact_max_modalities = 6, permutation sampling with n_permutations = 32 above),
+      the masked_surrogate mode and its surrogate_keep_prob, omega_whiten False, nystroem_components 50,
+      qr_intercept True, selection_path True.
 
     Other [INF] parts without a switch: the coalition learner is the early_fusion method's network with the
     shared budget (the paper's learner is arbitrary), the validation split decides early stopping (per
     coalition, on the mean log-likelihood of the labelled validation samples, the benchmark's shared criterion;
     the authors' MNIST code trains one epoch per coalition, no early stopping), Omega is computed from the
     zero-filled (= training-mean imputed: the data are standardised) concatenated inputs, one set of Nystroem
-    landmarks serves every modality and level, the lambda CV uses the draft's objective (the mean selected
-    Shapley mass), and missing modalities at test time are handled by restricting the candidates (no Mondrian
-    calibration per missingness pattern).
+    landmarks serves every modality and level, the squared RKHS and ridge norms are replaced by l1 norms of the
+    same coefficients (``fit_kernel_quantile``), the selection ranks by the one fitted level (quantile crossing
+    is not sorted out there; the recorded intervals are sorted), the lambda CV uses the draft's objective (the
+    mean selected Shapley mass), and missing modalities at test time are handled by restricting the candidates
+    (no Mondrian calibration per missingness pattern).
 
     ``extras()`` records the marginal intervals and p-values, the validation coverage (marginal and
-    conditional) and the validation selection path (accuracy against q), and the selected coalitions of the
-    most recent and the largest ``predict_proba`` call; ``evaluate_extras(x, mask)`` returns the per-sample
-    arrays from which a runner holding the test labels scores the test-split coverage and selection path."""
+    conditional) and the validation selection path (accuracy against q), the bound used, and the selected
+    coalitions of the most recent and the largest ``predict_proba`` call; ``evaluate_extras(x, mask)`` returns
+    the per-sample arrays and label-free summaries from which a runner holding the test labels scores the
+    test-split selection path, the selected-vs-full and every-coalition accuracies, and the coverage (its
+    docstring lists the record fields)."""
 
     name = "conformal_shapley"
     Hparams = ConformalShapleyHparams
@@ -322,37 +343,117 @@ class ConformalShapley(Method):
             self._largest_call = record
         return proba
 
+    def _first_ranked(self, omega: np.ndarray, available: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """The level q_r = max(q, 1) whose scores rank the modalities, and per sample the top-scoring present
+        modality (-1 when none is present) and whether its score is positive (then it is the first selected)."""
+        q_rank = max(self.q, 1)
+        scores = self.quantiles.predict(q_rank, self.hparams.selection_bound, omega)
+        masked = np.where(available, scores, -np.inf)
+        top = np.argmax(masked, axis=1)
+        top_score = masked[np.arange(len(top)), top]
+        top = np.where(np.isfinite(top_score), top, -1)
+        return q_rank, top, top_score > 0
+
     @torch.no_grad()
     def evaluate_extras(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, dict[str, Any]]:
-        """Per-sample arrays a runner with the labels y can score (the method never sees them):
+        """Per-sample arrays a runner with the labels y scores (the method never sees them), and label-free
+        summaries it records as given. The runner calls this on the clean test split and stores the result as
+        the record's ``extras_test``; a coalition is a bit mask over ``extras["modalities"]`` (bit j set <=>
+        modality j in it; 0 the trivial predictor, 2^M - 1 all modalities).
 
-        - ``selection_path``: kind "accuracy_by_column", ``pred`` (n, Q) predicted classes for q in
-          ``columns``; accuracy of column c = mean(pred[:, c] == y).
-        - ``marginal_coverage`` / ``conditional_coverage``: kind "interval_coverage", ``value_by_label``
-          (n, K, M) the Shapley values the sample would have with label k, ``lower`` / ``upper`` (n, M);
-          coverage of column j = mean(lower[:, j] <= value_by_label[i, y_i, j] <= upper[:, j])."""
+        Kind "accuracy_by_column" (``pred`` (n, C) predicted classes; recorded: ``columns``, ``accuracy``):
+
+        - ``selection_path``: column = q in 0..M (the selection path, accuracy against q);
+        - ``selected_vs_full``: columns ``["selected", "full"]``: the prediction at the selected q (the
+          method's own ``predict_proba``) and the model of the coalition of all present modalities;
+        - ``coalition_accuracy`` (only when M <= 6 and every coalition has a model): column = the coalition's
+          bits 0..2^M - 1, each coalition model's prediction for every sample (the best fixed subset of size
+          q is the best column with q bits set).
+
+        Kind "interval_coverage" (``value_by_label`` (n, K, M) the Shapley values the sample would have with
+        label k, ``lower`` / ``upper`` (n, M); recorded: ``columns`` (modality names), ``coverage``):
+
+        - ``marginal_coverage``: the split-conformal intervals, nominal level 1 - alpha;
+        - ``conditional_coverage``: [h_j^{alpha/2q}(x), h_j^{1-alpha/2q}(x)] sorted, at the selection's q
+          (q = 1 when q = 0), nominal level 1 - alpha/q.
+
+        Kind "label_free" (``values``, recorded as given):
+
+        - ``selection_summary``: ``selection_bound`` ("upper" or "lower"), ``q`` (the selected q),
+          ``mean_selected`` (mean number of modalities selected), ``abstention_rate`` (share of samples with
+          nothing selected: predicted by the trivial predictor), ``modality_selected_share`` (per modality
+          name, share of samples selecting it), ``path`` (per q in 0..M: ``q``, ``mean_selected``,
+          ``abstention_rate``), ``rank_q`` (the q whose level ranks: max(q, 1)), ``marginal_nominal``
+          (1 - alpha), ``conditional_nominal`` (1 - alpha/rank_q, the conditional intervals' level);
+        - ``first_ranked``: per modality name, the share of samples whose top-scoring present modality (at
+          rank_q's level of ``selection_bound``, sign ignored) it is;
+        - ``first_selected``: per modality name and ``"none"``, the share of samples whose first selected
+          modality (the top one, when its score is positive and q >= 1) it is; sums to 1, and ``"none"`` is
+          the abstention rate when q >= 1."""
+        hp = self.hparams
         x = zero_fill(x, mask)
         n = mask.shape[0]
+        names = list(self.info.modality_names)
         omega = self._omega_of(x, mask)
-        available = mask.cpu().numpy()
+        available = mask.cpu().numpy().astype(bool)
+        avail_bits = (available.astype(np.int64) << np.arange(self.m)).sum(axis=1)
         qs = sorted(set(self.path_qs))
-        preds = np.stack([self.models.proba_selected(x, mask, self._select(q, omega, available)).argmax(1).cpu().numpy()
-                          for q in qs], axis=1)
+        bits_by_q = {q: self._select(q, omega, available) for q in qs}
+
+        def predicted(bits: np.ndarray) -> np.ndarray:
+            return self.models.proba_selected(x, mask, bits).argmax(1).cpu().numpy()
+
+        preds = np.stack([predicted(bits_by_q[q]) for q in qs], axis=1)
+        selected = preds[:, qs.index(self.q)]
         coalitions = self._coalitions_for_shapley()
-        logp = self.models.log_proba(x, mask, [0, *coalitions]).double().cpu().numpy()  # (C+1, n, K)
+        every = list(range(1 << self.m))
+        exhaustive = self.m <= COALITION_ACCURACY_MAX_M and (
+            self.models.surrogate is not None or set(every[1:]) <= set(self.models.where))
+        wanted = every if exhaustive else [0, *coalitions]
+        logp_all = self.models.log_proba(x, mask, wanted).double().cpu().numpy()  # (C, n, K)
+        logp = logp_all[[wanted.index(b) for b in [0, *coalitions]]]
         by_label = np.zeros((n, self.info.n_classes, self.m))
         for k in range(self.info.n_classes):
             values = {int(b): logp[i + 1, :, k] - logp[0, :, k] for i, b in enumerate(coalitions)}
             by_label[:, k, :] = self._shapley(values, n)
         lo = np.broadcast_to(np.array([iv[0] for iv in self.intervals]), (n, self.m)).copy()
         hi = np.broadcast_to(np.array([iv[1] for iv in self.intervals]), (n, self.m)).copy()
+        q_rank, top, positive = self._first_ranked(omega, available)
+        clo, chi = self._bounds(q_rank, omega)
+
+        def size(bits: np.ndarray) -> np.ndarray:
+            return ((bits[:, None] >> np.arange(self.m)[None, :]) & 1).sum(axis=1)
+
+        chosen = (bits_by_q[self.q][:, None] >> np.arange(self.m)[None, :]) & 1
+        first = np.where(positive & (self.q > 0), top, -1)
+        summary = {
+            "selection_bound": hp.selection_bound,
+            "q": int(self.q),
+            "mean_selected": float(size(bits_by_q[self.q]).mean()),
+            "abstention_rate": float((bits_by_q[self.q] == 0).mean()),
+            "modality_selected_share": dict(zip(names, chosen.mean(axis=0).tolist(), strict=True)),
+            "path": [{"q": int(q), "mean_selected": float(size(bits_by_q[q]).mean()),
+                      "abstention_rate": float((bits_by_q[q] == 0).mean())} for q in qs],
+            "rank_q": int(q_rank),
+            "marginal_nominal": 1.0 - hp.alpha,
+            "conditional_nominal": 1.0 - hp.alpha / q_rank,
+        }
         out = {"selection_path": {"kind": "accuracy_by_column", "columns": qs, "pred": preds},
-               "marginal_coverage": {"kind": "interval_coverage", "columns": list(self.info.modality_names),
-                                     "value_by_label": by_label, "lower": lo, "upper": hi}}
-        if self.q > 0:
-            clo, chi = self._bounds(self.q, omega)
-            out["conditional_coverage"] = {"kind": "interval_coverage", "columns": list(self.info.modality_names),
-                                           "value_by_label": by_label, "lower": clo, "upper": chi}
+               "selected_vs_full": {"kind": "accuracy_by_column", "columns": ["selected", "full"],
+                                    "pred": np.stack([selected, predicted(avail_bits)], axis=1)},
+               "marginal_coverage": {"kind": "interval_coverage", "columns": names,
+                                     "value_by_label": by_label, "lower": lo, "upper": hi},
+               "conditional_coverage": {"kind": "interval_coverage", "columns": names,
+                                        "value_by_label": by_label, "lower": clo, "upper": chi},
+               "selection_summary": {"kind": "label_free", "values": summary},
+               "first_ranked": {"kind": "label_free",
+                                "values": {name: float((top == j).mean()) for j, name in enumerate(names)}},
+               "first_selected": {"kind": "label_free",
+                                  "values": {**{name: float((first == j).mean()) for j, name in enumerate(names)},
+                                             "none": float((first == -1).mean())}}}
+        if exhaustive:
+            out["coalition_accuracy"] = {"kind": "accuracy_by_column", "columns": every,
+                                         "pred": logp_all.argmax(axis=2).T}
         return out
 
     # -- record --------------------------------------------------------------------------------------

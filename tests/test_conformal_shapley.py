@@ -264,7 +264,8 @@ def test_calibration_and_training_parts_are_disjoint_and_cover_the_labelled_trai
 
 def test_coalition_models_are_independent_of_the_stack_they_train_in() -> None:
     """Per-coalition seeds and early stopping: a coalition trained with others equals it trained alone."""
-    alone = fit(shapley_estimator="permutation", n_permutations=1)  # prefixes of one permutation only
+    # prefixes of one permutation only; q = 0 without the path selects nothing, so nothing is trained lazily
+    alone = fit(shapley_estimator="permutation", n_permutations=1, q=0, selection_path=False)
     together = fit()
     test = toy_split(25, seed=3, prefix="t")
     shared = sorted(alone.models.where)
@@ -274,8 +275,8 @@ def test_coalition_models_are_independent_of_the_stack_they_train_in() -> None:
 
 
 def test_lazily_trained_coalitions_do_not_depend_on_the_order_they_are_needed() -> None:
-    m1 = fit(shapley_estimator="permutation", n_permutations=1)
-    m2 = fit(shapley_estimator="permutation", n_permutations=1)
+    m1 = fit(shapley_estimator="permutation", n_permutations=1, q=0, selection_path=False)
+    m2 = fit(shapley_estimator="permutation", n_permutations=1, q=0, selection_path=False)
     missing = [b for b in range(1, 8) if b not in m1.models.where]
     test = toy_split(10, seed=3, prefix="t")
     first = m1.models.log_proba(test.x, test.mask, missing)
@@ -372,3 +373,129 @@ def test_per_coalition_stopping_keeps_each_coalitions_best_log_likelihood() -> N
         logp = torch.log_softmax(bank(inputs), dim=2)
     expect = logp[:, torch.arange(10, 40), y[10:]].mean(dim=1)
     assert torch.allclose(stopper.best, expect, atol=1e-6)
+
+
+# The selection bound (issue 20: the authors' code selects on the upper end) ----------------------------
+
+def test_the_default_ranks_by_the_upper_level_of_the_selected_q(fitted) -> None:
+    """Default selection_bound is "upper": predict_proba selects by h_j^{1 - alpha/2q}, as conditional_calibrate
+    in the authors' code; the lower level alpha/2q is the variant."""
+    assert METHOD.Hparams().selection_bound == "upper" and fitted.hparams.selection_bound == "upper"
+    q = max(fitted.q, 1)
+    assert all(f.tau == pytest.approx(1 - fitted.hparams.alpha / (2 * q)) for f in fitted.quantiles.fits(q, "upper"))
+    assert all(f.tau == pytest.approx(fitted.hparams.alpha / (2 * q)) for f in fitted.quantiles.fits(q, "lower"))
+    test = toy_split(25, seed=3, prefix="t")
+    fitted.predict_proba(test.x, test.mask)
+    scores = fitted.quantiles.predict(fitted.q, "upper", fitted._omega_of(test.x, test.mask)) if fitted.q else None
+    expect = (shapley.select_modalities(scores, test.mask.numpy(), fitted.q) if fitted.q
+              else np.zeros(25, dtype=np.int64))
+    assert fitted.extras()["last_predict_call"]["selected_bits"] == expect.tolist()
+    assert fitted.extras()["selection_bound"] == "upper"
+
+
+@FAST
+@given(st.integers(1, 6), st.integers(0, 2**32 - 1), st.floats(0.01, 1.0))
+def test_the_two_levels_are_symmetric_and_both_the_median_at_alpha_one_and_q_one(q: int, seed: int,
+                                                                                 alpha: float) -> None:
+    rng = np.random.default_rng(seed)
+    omega = rng.normal(size=(40, 2))
+    phi = rng.normal(size=(40, 3)) + omega[:, :1]
+    cq = conformal.ConditionalQuantiles(conformal.NystroemRBF(omega[:10], 0.5, 1e-2), omega, phi, alpha,
+                                        (1e-2, 1e-2), True)
+    lo, hi = cq.levels(q)
+    assert math.isclose(lo + hi, 1.0) and lo <= hi
+    one = conformal.ConditionalQuantiles(cq.nystroem, omega, phi, 1.0, (1e-2, 1e-2), True)
+    assert one.levels(1) == (0.5, 0.5)
+    new = rng.normal(size=(15, 2))
+    a, b = one.predict(1, "lower", new), one.predict(1, "upper", new)
+    assert np.allclose(a, b)
+    available = rng.random((15, 3)) < 0.8
+    assert np.array_equal(shapley.select_modalities(a, available, 1), shapley.select_modalities(b, available, 1))
+
+
+def test_upper_and_lower_rules_select_the_same_modalities_at_alpha_one_and_q_one() -> None:
+    """Issue 20: at alpha = 1 and q = 1 both rules read the median, so the fitted method selects the same."""
+    lower = fit(alpha=1.0, q=1, selection_bound="lower")
+    upper = fit(alpha=1.0, q=1, selection_bound="upper")
+    test = toy_split(40, seed=3, prefix="t")
+    mask = test.mask.clone()
+    mask[::3, 1] = False
+    omega = lower._omega_of(test.x, mask)
+    a, b = lower._select(1, omega, mask.numpy()), upper._select(1, omega, mask.numpy())
+    assert np.array_equal(a, b)
+    assert torch.allclose(lower.predict_proba(test.x, mask), upper.predict_proba(test.x, mask))
+
+
+# The test record (evaluate_extras, scored by the runner) ---------------------------------------------
+
+def test_evaluate_extras_records_selected_vs_full_every_coalition_and_the_selection_summary(fitted) -> None:
+    execution = importlib.import_module("benchmark.execution")
+    test = toy_split(30, seed=3, prefix="t")
+    mask = test.mask.clone()
+    mask[::4, 2] = False
+    out = fitted.evaluate_extras(test.x, mask)
+    xz = test.with_inputs(test.x, mask).x
+    chosen_by_predict = fitted.predict_proba(test.x, mask).argmax(1).numpy()
+    bits = np.array(fitted.extras()["last_predict_call"]["selected_bits"])
+
+    svf = out["selected_vs_full"]
+    assert svf["columns"] == ["selected", "full"] and np.array_equal(svf["pred"][:, 0], chosen_by_predict)
+    avail = (mask.numpy() * (1 << np.arange(3))).sum(axis=1)
+    for i in range(30):  # "full" = the model of the coalition of the sample's present modalities
+        row = {k: v[i : i + 1] for k, v in xz.items()}
+        assert svf["pred"][i, 1] == fitted.models.log_proba(row, mask[i : i + 1], [int(avail[i])])[0].argmax()
+
+    coal = out["coalition_accuracy"]
+    assert coal["columns"] == list(range(8))
+    logp = fitted.models.log_proba(xz, mask, list(range(8)))
+    assert np.array_equal(coal["pred"], logp.argmax(dim=2).T.numpy())
+    full_rows = avail == 7
+    assert np.array_equal(coal["pred"][full_rows, 7], svf["pred"][full_rows, 1])
+
+    s = out["selection_summary"]["values"]
+    sizes = np.array([bin(int(b)).count("1") for b in bits])
+    assert s["selection_bound"] == "upper" and s["q"] == fitted.q
+    assert math.isclose(s["mean_selected"], sizes.mean()) and math.isclose(s["abstention_rate"], (bits == 0).mean())
+    assert [r["q"] for r in s["path"]] == [0, 1, 2, 3] and s["path"][0]["abstention_rate"] == 1.0
+    assert all(r["mean_selected"] <= r["q"] for r in s["path"])
+    first_selected, first_ranked = out["first_selected"]["values"], out["first_ranked"]["values"]
+    assert math.isclose(sum(first_selected.values()), 1.0) and math.isclose(sum(first_ranked.values()), 1.0)
+    if fitted.q >= 1:  # nothing selected <=> the top present modality's score is not positive
+        assert math.isclose(first_selected["none"], s["abstention_rate"])
+    scores = fitted.quantiles.predict(s["rank_q"], "upper", fitted._omega_of(xz, mask))
+    top = np.argmax(np.where(mask.numpy(), scores, -np.inf), axis=1)
+    for j, name in enumerate(("a", "b", "img")):
+        assert math.isclose(s["modality_selected_share"][name], ((bits >> j) & 1).mean())
+        assert math.isclose(first_ranked[name], (top == j).mean())
+        assert first_selected[name] <= first_ranked[name] + 1e-12
+        if fitted.q >= 1:  # the first selected modality is one of the selected ones
+            assert first_selected[name] <= ((bits >> j) & 1).mean() + 1e-12
+    assert s["marginal_nominal"] == pytest.approx(0.95)
+    assert s["conditional_nominal"] == pytest.approx(1 - 0.05 / s["rank_q"]) and s["rank_q"] == max(fitted.q, 1)
+
+    cond = out["conditional_coverage"]
+    lo, hi = fitted._bounds(s["rank_q"], fitted._omega_of(xz, mask))
+    assert np.array_equal(cond["lower"], lo) and np.array_equal(cond["upper"], hi)
+
+    scored = execution.score_method_extras(out, test.y.numpy())
+    json.dumps(scored, allow_nan=False)
+    assert scored["selection_summary"] == json.loads(json.dumps(s)) and scored["first_ranked"] == first_ranked
+    assert scored["selected_vs_full"]["accuracy"][0] == pytest.approx((chosen_by_predict == test.y.numpy()).mean())
+    assert len(scored["coalition_accuracy"]["accuracy"]) == 8
+    assert len(scored["conditional_coverage"]["coverage"]) == 3 and len(scored["marginal_coverage"]["coverage"]) == 3
+
+
+def test_the_one_informative_modality_is_selected_first() -> None:
+    """synthetic_pid with the label in m0 only (m1, m2 drowned in noise): m0 is the first selected modality
+    of at least 90% of the test samples, under the default (upper) rule."""
+    set_determinism(1)
+    data = registry.get("dataset", "synthetic_pid").cls(n=900, noise=[0.3, 30.0, 30.0], redundant=1.0, unique=0.0,
+                                                        synergy=0.0).load()
+    test = data.splits["test"].without_labels()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        method = METHOD(data.info, METHOD.Hparams())
+        method.fit(data.splits["train"], data.splits["val"],
+                   TrainContext.from_seed(0, TrainBudget(max_epochs=10, patience=3, width=32)))
+    first = method.evaluate_extras(test.x, test.mask)["first_selected"]["values"]
+    assert first["m0"] >= 0.9, first
