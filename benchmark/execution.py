@@ -150,9 +150,20 @@ def _validation_metrics(method: Method, val: Split, train_cond: ResolvedConditio
 
 def score_method_extras(arrays: dict[str, dict[str, Any]], y: np.ndarray) -> dict[str, Any]:
     """Score a method's per-sample ``evaluate_extras(x, mask)`` arrays against labels it never saw:
-    kind "accuracy_by_column" (``pred`` (n, C): accuracy per column, e.g. accuracy against q) and kind
+    kind "accuracy_by_column" (``pred`` (n, C): accuracy per column, e.g. accuracy against q), kind
     "interval_coverage" (``value_by_label`` (n, K, C), ``lower`` / ``upper`` (n, C): the share of samples
-    whose value at their true label lies in its interval)."""
+    whose value at their true label lies in its interval) and kind "label_free" (``values``: summaries that
+    need no label, e.g. how often a selection abstains, recorded as given with numpy values made plain)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(u) for k, u in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(u) for u in v]
+        if isinstance(v, np.ndarray | np.generic):
+            return plain(v.tolist())
+        return v
+
     out: dict[str, Any] = {}
     for name, item in arrays.items():
         if item.get("kind") == "accuracy_by_column":
@@ -163,6 +174,8 @@ def score_method_extras(arrays: dict[str, dict[str, Any]], y: np.ndarray) -> dic
             value = np.asarray(item["value_by_label"])[np.arange(len(y)), y]
             covered = (np.asarray(item["lower"]) <= value) & (value <= np.asarray(item["upper"]))
             out[name] = {"columns": list(item["columns"]), "coverage": [float(c) for c in covered.mean(axis=0)]}
+        elif item.get("kind") == "label_free":
+            out[name] = plain(item["values"])
     return out
 
 
