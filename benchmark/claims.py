@@ -1,10 +1,21 @@
-"""The claims scorecard: each paper's qualitative claim as a check on the stored records, with its test,
-its p-value and a verdict.
+"""Claims as tests with valid units: each paper's claim (and each known answer of the synthetic data)
+checked on the stored records, with its unit, n, effect, 95% interval, p-value and verdict.
 
-A claim names the data it needs (methods, datasets, training condition, condition family). Verdicts:
-``supported`` (the one-sided test in the claimed direction is significant), ``not supported`` (the test
-in the opposite direction is significant), ``inconclusive`` (neither, or the data are not there; the
-row says which data were missing).
+Why units matter: the conditions of one run, the seeds of one dataset and the training conditions of one
+dataset are correlated, so pooling them as independent values makes any difference "significant". Every
+check here first reduces the records to **one value per run** (a family's mean or worst case within the
+run, a coverage averaged over modalities), then to one value per unit:
+
+- **datasets** when the claim spans several: the per-dataset mean over seeds, tested across datasets with
+  the Wilcoxon signed-rank test (exact; Demšar 2006) when there are at least 6, otherwise a t-test;
+- **seeds** when the claim reads one dataset: each seed is an independent run (its own split draw and
+  initialisation), tested with a t-test over seeds;
+- **runs** where a claim is about every run (conformal coverage): one value per run, a t-test over runs.
+
+Verdicts: ``supported`` (the one-sided test in the claimed direction rejects at ALPHA), ``not supported``
+(the one-sided test in the opposite direction rejects), ``inconclusive`` (neither, or the data are not
+there; the row says which data were missing). A non-inferiority claim states its margin: supported means
+"shown no worse than the margin", not supported means "shown worse by more than the margin".
 """
 
 from __future__ import annotations
@@ -16,222 +27,252 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.records import RunRecord, dataset_name
+from benchmark.records import RunRecord
 from benchmark.results import Results
-from benchmark.statistics import ALPHA, long_table
+from benchmark.statistics import ALPHA
+
+#: The index every per-run value carries: one value per (row label, dataset, training condition, seed).
+RUN_KEYS = ["method", "dataset", "train_condition", "seed"]
+
+#: Below this many datasets the Wilcoxon signed-rank test cannot reach ALPHA one-sided (n = 5 gives
+#: 1/32 at best) and has little power; a t-test across datasets is used instead and named.
+MIN_DATASETS_FOR_WILCOXON = 6
+
+RunValues = Callable[[Results], pd.Series]
 
 
 @dataclass(frozen=True)
 class Verdict:
     verdict: str
     p: float
-    effect: str
+    effect: float | None
+    low: float | None
+    high: float | None
+    unit: str
+    n: int
     test: str
     used: str
+    scale: float = 100.0
+    effect_unit: str = "points"
+
+    def effect_text(self) -> str:
+        if self.effect is None or not np.isfinite(self.effect):
+            return "—"
+        text = f"{self.effect * self.scale:+.2f}"
+        if self.low is not None and np.isfinite(self.low):
+            text += f" [{self.low * self.scale:+.2f}, {self.high * self.scale:+.2f}]"
+        return f"{text} {self.effect_unit}".strip()
 
 
 @dataclass(frozen=True)
 class Claim:
+    key: str
     method: str
     source: str
     statement: str
-    check: Callable[[Results, pd.DataFrame], Verdict]
+    #: The suite whose records the claim reads.
+    suite: str
+    check: Callable[[Results], Verdict]
+    #: "paper" for a paper's claim, "known answer" for what the synthetic data's construction fixes.
+    kind: str = "paper"
+    #: A suite with the same rows at a matched parameter budget: the claim is checked there too.
+    matched_suite: str | None = None
 
 
-def _decide(p_greater: float, p_less: float) -> str:
-    if p_greater < ALPHA:
-        return "supported"
-    if p_less < ALPHA:
-        return "not supported"
-    return "inconclusive"
+# ---------------------------------------------------------------------------------------------------
+# One value per run
 
 
-def one_sided_p(d: np.ndarray) -> tuple[float, float]:
-    """p-values of the one-sample t-tests of mean(d) > 0 and mean(d) < 0. Without spread the t statistic
-    is undefined: a constant d is decided by its sign (0 or 1), and d = 0 gives 1 both ways."""
-    if np.allclose(d, d[0]):
-        return (0.0, 1.0) if d[0] > 0 else (1.0, 0.0) if d[0] < 0 else (1.0, 1.0)
+def _test_accuracy(results: Results, metric: str = "accuracy") -> pd.DataFrame:
+    t = results.table
+    part = t[(t["split"] == "test") & (t["metric"] == metric) & (t["status"] == "ok")]
+    return part[[*RUN_KEYS, "condition", "family", "value"]].astype({"method": str, "dataset": str,
+                                                                      "train_condition": str, "condition": str,
+                                                                      "family": str})
+
+
+def family_value(family: str, how: str = "mean", metric: str = "accuracy") -> RunValues:
+    """Each run's mean (or worst, ``how="worst"``: the paper's robust accuracy) over its family's
+    conditions."""
+    def values(results: Results) -> pd.Series:
+        part = _test_accuracy(results, metric)
+        part = part[part["family"] == family]
+        g = part.groupby(RUN_KEYS)["value"]
+        return g.min() if how == "worst" else g.mean()
+    return values
+
+
+def condition_value(condition: str, metric: str = "accuracy") -> RunValues:
+    def values(results: Results) -> pd.Series:
+        part = _test_accuracy(results, metric)
+        return part[part["condition"] == condition].groupby(RUN_KEYS)["value"].mean()
+    return values
+
+
+def drop_from_clean(family: str, how: str = "mean") -> RunValues:
+    """Clean accuracy minus the family's (mean or worst) accuracy, within each run."""
+    def values(results: Results) -> pd.Series:
+        clean = condition_value("clean")(results)
+        other = family_value(family, how)(results)
+        return (clean - other).dropna()
+    return values
+
+
+def record_value(of: Callable[[RunRecord], float | None]) -> RunValues:
+    """A value each record carries (extras, fit summary); records without it are left out."""
+    def values(results: Results) -> pd.Series:
+        rows = {}
+        for r in results.ok:
+            v = of(r)
+            if v is not None and np.isfinite(v):
+                rows[(r.spec.label or r.method, r.dataset, r.spec.train_condition, r.spec.seed)] = float(v)
+        index = pd.MultiIndex.from_tuples(list(rows), names=RUN_KEYS) if rows else \
+            pd.MultiIndex.from_arrays([[]] * len(RUN_KEYS), names=RUN_KEYS)
+        return pd.Series(list(rows.values()), index=index, dtype=float)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------
+# Units and tests
+
+
+def _one_sided(d: np.ndarray, test: str) -> tuple[float, float]:
+    """p-values of mean(d) > 0 and mean(d) < 0 (``test``: "t" or "wilcoxon"). Without spread the t
+    statistic is undefined: a constant d is decided by its sign, d = 0 gives 1 both ways."""
+    if len(d) == 0 or np.allclose(d, d[0]):
+        c = d[0] if len(d) else 0.0
+        return (0.0, 1.0) if c > 0 else (1.0, 0.0) if c < 0 else (1.0, 1.0)
+    if test == "wilcoxon":
+        return (float(stats.wilcoxon(d, alternative="greater").pvalue),
+                float(stats.wilcoxon(d, alternative="less").pvalue))
     return (float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue),
             float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue))
 
 
-def paired_greater(a: str, b: str, family: str = "clean", datasets: tuple[str, ...] | None = None,
-                   train_condition: str = "standard", of: str = "accuracy") -> Callable[..., Verdict]:
-    """a > b on the family's accuracy (or, with of="drop", a loses more than b from clean), paired over
-    (dataset, seed); a one-sided paired t-test."""
-    def check(results: Results, long: pd.DataFrame) -> Verdict:
-        part = long[long["train_condition"] == train_condition]
-        if datasets:
-            # The table's dataset may be a variant ("synthetic_pid[noise=...]"); a claim names the dataset.
-            part = part[part["dataset"].map(dataset_name).isin(datasets)]
-
-        def values(method: str) -> pd.Series:
-            rows = part[part["method"] == method]
-            v = rows[rows["family"] == family].set_index(["dataset", "seed"])["accuracy"]
-            if of == "drop":
-                clean = rows[rows["family"] == "clean"].set_index(["dataset", "seed"])["accuracy"]
-                v = clean - v
-            return v.dropna()
-
-        va, vb = values(a), values(b)
-        common = va.index.intersection(vb.index)
-        what = f"{'drop from clean to ' if of == 'drop' else ''}{family} accuracy, training {train_condition}"
-        if len(common) < 2:
-            return Verdict("inconclusive", float("nan"), "—", f"paired t-test of {a} − {b} ({what})",
-                           f"not enough paired runs ({len(common)}); needs {a} and {b} on "
-                           f"{', '.join(datasets) if datasets else 'any dataset'} with {train_condition}")
-        d = (va.loc[common] - vb.loc[common]).to_numpy(float)
-        used = f"{len(common)} (dataset, seed) pairs on {', '.join(sorted({i[0] for i in common}))}"
-        return _one_sided(d, f"one-sided paired t-test of {a} − {b} ({what})", used)
-    return check
+def _interval(d: np.ndarray) -> tuple[float | None, float | None]:
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return (float(d[0]), float(d[0])) if len(d) else (None, None)
+    lo, hi = stats.t.interval(1 - ALPHA, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    return float(lo), float(hi)
 
 
-def lower_spread(a: str, b: str, train_condition: str = "standard") -> Callable[..., Verdict]:
-    """a's accuracy varies less over seeds than b's: Brown-Forsythe test on per-(dataset, condition)
-    centred accuracies of every run (a dataset variant is a dataset of its own), direction from the
-    standard deviations."""
-    def check(results: Results, long: pd.DataFrame) -> Verdict:
-        t = results.table
-        acc = t[(t["split"] == "test") & (t["metric"] == "accuracy") & (t["train_condition"] == train_condition)]
-
-        def centred(method: str) -> np.ndarray:
-            rows = acc[acc["method"] == method]
-            cells = [g.to_numpy(float) for _, g in rows.groupby(["dataset", "condition"], observed=True)["value"]]
-            return np.concatenate([v - np.mean(v) for v in cells if len(v) > 1] or [np.array([])])
-
-        va, vb = centred(a), centred(b)
-        test = f"Brown-Forsythe test of the spread over seeds ({a} vs {b}, every condition, centred per cell)"
-        if len(va) < 3 or len(vb) < 3:
-            return Verdict("inconclusive", float("nan"), "—", test, f"needs several seeds of {a} and {b}")
-        p = float(stats.levene(va, vb, center="median").pvalue)
-        sa, sb = va.std(ddof=1), vb.std(ddof=1)
-        verdict = "inconclusive" if p >= ALPHA else ("supported" if sa < sb else "not supported")
-        return Verdict(verdict, p, f"sd {sa * 100:.2f} vs {sb * 100:.2f} points", test,
-                       f"{len(va)} and {len(vb)} centred accuracies")
-    return check
+def by_unit(values: pd.Series, unit: str = "auto") -> tuple[np.ndarray, str, str, list[str]]:
+    """Reduce per-run values (indexed by dataset and seed) to one value per unit. Returns the values,
+    the unit's name, the test to use and the datasets involved."""
+    datasets = sorted(values.index.get_level_values("dataset").unique())
+    if unit == "runs":
+        return values.to_numpy(float), "runs", "t", datasets
+    if len(datasets) >= 2:
+        per = values.groupby(level="dataset").mean()
+        test = "wilcoxon" if len(per) >= MIN_DATASETS_FOR_WILCOXON else "t"
+        return per.to_numpy(float), "datasets", test, datasets
+    return values.to_numpy(float), f"seeds of {datasets[0]}" if datasets else "seeds", "t", datasets
 
 
-def coverage_at_least(method: str, nominal: float, margin: float = 0.02) -> Callable[..., Verdict]:
-    """The method's marginal intervals cover at least ``nominal - margin`` of the test samples: a
-    one-sided t-test over (run, modality) coverages, scored by the runner on the clean test split."""
-    def check(results: Results, long: pd.DataFrame) -> Verdict:
-        cov = [c for r in results.ok if r.method == method
-               for c in r.body.get("extras_test", {}).get("marginal_coverage", {}).get("coverage", [])]
-        test = f"one-sided t-test of test coverage > {nominal - margin:.2f} (nominal {nominal:.2f} − {margin:.2f})"
-        if len(cov) < 2:
-            return Verdict("inconclusive", float("nan"), "—", test, f"needs runs of {method} with extras_test")
-        d = np.asarray(cov) - (nominal - margin)
-        p_g, p_l = one_sided_p(d)
-        return Verdict(_decide(p_g, p_l), p_g, f"mean coverage {np.mean(cov):.3f}", test,
-                       f"{len(cov)} (run, modality) coverages")
-    return check
+_TEST_NAMES = {"wilcoxon": "one-sided Wilcoxon signed-rank test", "t": "one-sided t-test"}
 
 
-def _paired_values(results: Results, a: str, b: str, value: Callable[[RunRecord], float | None],
-                   where: Callable[[RunRecord], bool]) -> tuple[np.ndarray, str]:
-    """Per (dataset, training condition, seed) differences value(a) - value(b) over the records that
-    ``where`` keeps."""
-    vals: dict[str, dict[tuple, float]] = {a: {}, b: {}}
-    for r in results.ok:
-        if r.method in vals and where(r):
-            v = value(r)
-            if v is not None:
-                vals[r.method][(r.dataset, r.spec.train_condition, r.spec.seed)] = v
-    common = sorted(set(vals[a]) & set(vals[b]))
-    used = f"{len(common)} (dataset, training condition, seed) pairs"
-    return np.array([vals[a][k] - vals[b][k] for k in common]), used
-
-
-def _one_sided(d: np.ndarray, test: str, used: str, scale: float = 100.0, unit: str = "points") -> Verdict:
+def _verdict(d: np.ndarray, unit: str, test: str, what: str, used: str, margin: float = 0.0,
+             scale: float = 100.0, effect_unit: str = "points") -> Verdict:
+    """Decide on per-unit values d (already oriented so that the claim says d > -margin)."""
+    name = f"{_TEST_NAMES[test]} over {unit.split(' of ')[0]} of {what}"
+    if margin:
+        name += f" > −{margin * scale:g} {effect_unit} (non-inferiority margin)"
     if len(d) < 2:
-        return Verdict("inconclusive", float("nan"), "—", test, f"not enough paired runs ({used})")
-    p_g, p_l = one_sided_p(d)
-    return Verdict(_decide(p_g, p_l), p_g, f"{d.mean() * scale:+.2f} {unit}", test, used)
+        return Verdict("inconclusive", float("nan"), None, None, None, unit, len(d), name,
+                       f"not enough units ({len(d)}): {used}", scale, effect_unit)
+    p_g, p_l = _one_sided(d + margin, test)
+    verdict = "supported" if p_g < ALPHA else "not supported" if p_l < ALPHA else "inconclusive"
+    lo, hi = _interval(d)
+    return Verdict(verdict, p_g, float(d.mean()), lo, hi, unit, len(d), name, used, scale, effect_unit)
 
 
-def two_modality_pid(r: RunRecord) -> bool:
-    return r.spec.dataset == "synthetic_pid" and r.spec.dataset_params.get("n_modalities") == 2
+def _select(values: pd.Series, row: str, train_condition: str, datasets: tuple[str, ...] | None) -> pd.Series:
+    if values.empty:
+        return values
+    idx = values.index
+    keep = (idx.get_level_values("method") == row) & (idx.get_level_values("train_condition") == train_condition)
+    if datasets:
+        names = pd.Series(idx.get_level_values("dataset")).str.split("[", regex=False).str[0].to_numpy()
+        keep &= np.isin(names, datasets)
+    return values[keep].droplevel(["method", "train_condition"])
 
 
-def smaller_gap(a: str, b: str, strong: str = "m0", weak: str = "m1") -> Callable[..., Verdict]:
-    """a's modality gap, acc(only strong) - acc(only weak), is smaller than b's (two-modality
-    synthetic_pid with a dominant modality); one-sided paired t-test of b's gap - a's gap."""
-    def gap(r: RunRecord) -> float | None:
-        m = r.metrics
-        ks, kw = f"missing_pattern[{strong}]", f"missing_pattern[{weak}]"
-        return m[ks]["accuracy"] - m[kw]["accuracy"] if ks in m and kw in m else None
-
-    def check(results: Results, long: pd.DataFrame) -> Verdict:
-        d, used = _paired_values(results, b, a, gap, two_modality_pid)
-        return _one_sided(d, f"one-sided paired t-test of gap({b}) − gap({a}), gap = acc({strong} alone) − "
-                          f"acc({weak} alone)", used + " on two-modality synthetic_pid")
+def compare(a: str, b: str, value: RunValues, what: str, train_condition: str = "standard",
+            datasets: tuple[str, ...] | None = None, margin: float = 0.0, lower_is_better: bool = False
+            ) -> Callable[[Results], Verdict]:
+    """Row ``a`` beats row ``b`` on ``value`` (higher is better unless ``lower_is_better``), paired by
+    dataset and seed, one value per unit; with ``margin`` > 0 a non-inferiority test (a no worse than
+    b by more than the margin)."""
+    def check(results: Results) -> Verdict:
+        v = value(results)
+        va, vb = _select(v, a, train_condition, datasets), _select(v, b, train_condition, datasets)
+        common = va.index.intersection(vb.index)
+        diff = (va.loc[common] - vb.loc[common]) * (-1 if lower_is_better else 1)
+        d, unit, test, names = by_unit(diff)
+        used = (f"{a} and {b}, training {train_condition}: {len(common)} paired runs on "
+                f"{', '.join(names) if names else 'no dataset'}")
+        if not len(common):
+            used = (f"no paired runs of {a} and {b} with training {train_condition}"
+                    f"{' on ' + ', '.join(datasets) if datasets else ''}")
+        sign = "−" if not lower_is_better else "− (lower is better: b − a)"
+        return _verdict(d, unit, test, f"{a} {sign} {b}, {what}", used, margin)
     return check
 
 
-def condition_greater(a: str, b: str, key: str, where: Callable[[RunRecord], bool] = two_modality_pid
-                      ) -> Callable[..., Verdict]:
-    def check(results: Results, long: pd.DataFrame) -> Verdict:
-        d, used = _paired_values(results, a, b, lambda r: r.metrics.get(key, {}).get("accuracy"), where)
-        return _one_sided(d, f"one-sided paired t-test of {a} − {b}, accuracy under {key}",
-                          used + " on two-modality synthetic_pid")
+def at_least(row: str, value: RunValues, bound: float, what: str, train_condition: str = "standard",
+             datasets: tuple[str, ...] | None = None, unit: str = "auto", at_most: bool = False,
+             margin: float = 0.0, scale: float = 100.0, effect_unit: str = "points") -> Callable[[Results], Verdict]:
+    """Row's value is above ``bound`` (below with ``at_most``), one value per unit; with ``margin`` a
+    non-inferiority test (value > bound − margin). The effect is value − bound (bound − value with
+    ``at_most``)."""
+    def check(results: Results) -> Verdict:
+        v = _select(value(results), row, train_condition, datasets)
+        d, unit_name, test, names = by_unit(v - bound, unit)
+        if at_most:
+            d = -d
+        used = f"{row}, training {train_condition}: {len(v)} runs on {', '.join(names) if names else 'no dataset'}"
+        rel = "≤" if at_most else "≥"
+        return _verdict(d, unit_name, test, f"{what} {rel} {bound * scale:g} {effect_unit}".rstrip()
+                        + f" (effect: {'bound − value' if at_most else 'value − bound'})", used, margin,
+                        scale=scale, effect_unit=effect_unit)
     return check
 
 
-CLAIMS: list[Claim] = [
-    Claim("early_fusion", "multimodal fusion folklore; synergy needs joint features",
-          "Early fusion beats late fusion where the label needs a cross-modal interaction "
-          "(synthetic_pid, 20% synergistic samples).",
-          paired_greater("early_fusion", "late_fusion", "clean", ("synthetic_pid",))),
-    Claim("late_fusion", "multimodal fusion folklore; MultiBench",
-          "Late fusion loses less accuracy than early fusion when modalities go missing.",
-          paired_greater("early_fusion", "late_fusion", "missing", of="drop")),
-    Claim("robult", "Robult (papers/robult.md)",
-          "Robult keeps more accuracy than late fusion when modalities are missing.",
-          paired_greater("robult", "late_fusion", "missing")),
-    Claim("robult", "Robult (papers/robult.md)",
-          "With 10% of the labels, Robult (semi-supervised) is more accurate than late fusion.",
-          paired_greater("robult", "late_fusion", "clean", train_condition="labels[0.1]")),
-    Claim("robult", "Robult (papers/robult.md)",
-          "With 5% of the labels and unique information in each modality, Robult beats early fusion when one "
-          "modality is left out (suite claim_robult).",
-          paired_greater("robult", "early_fusion", "missing", ("synthetic_pid",), train_condition="labels[0.05]")),
-    Claim("mm_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
-          "Modality-aware DRO has lower variance across seeds than the canonical non-robust model (early fusion).",
-          lower_spread("mm_dro", "early_fusion")),
-    Claim("mm_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
-          "Modality-aware DRO is more accurate than early fusion under a covariate shift of one modality.",
-          paired_greater("mm_dro", "early_fusion", "covariate")),
-    Claim("ef_dro", "Distributionally robust multimodal learning (papers/dro-multimodal.md)",
-          "At equal budget, modality-aware DRO is more robust to a one-modality shift than early-fusion DRO.",
-          paired_greater("mm_dro", "ef_dro", "covariate")),
-    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
-          "The GMM-guided adaptive loss is more accurate than plain joint training (early fusion) when one "
-          "modality dominates (synthetic_pid has unequal noise per modality).",
-          paired_greater("gmm_adaptive", "early_fusion", "clean", ("synthetic_pid",))),
-    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
-          "With one dominant modality, the GMM-guided loss leaves a smaller modality gap than early fusion "
-          "(suite claim_gmm).", smaller_gap("gmm_adaptive", "early_fusion")),
-    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
-          "With one dominant modality, the GMM-guided loss leaves a smaller modality gap than late fusion "
-          "(suite claim_gmm).", smaller_gap("gmm_adaptive", "late_fusion")),
-    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
-          "With one dominant modality, the weak modality alone is more accurate after GMM-guided training than "
-          "after early fusion (suite claim_gmm).", condition_greater("gmm_adaptive", "early_fusion",
-                                                                      "missing_pattern[m1]")),
-    Claim("gmm_adaptive", "GMM-guided adaptive loss (papers/related-abstracts.md)",
-          "With one dominant modality, the weak modality alone is more accurate after GMM-guided training than "
-          "after late fusion (suite claim_gmm).", condition_greater("gmm_adaptive", "late_fusion",
-                                                                     "missing_pattern[m1]")),
-    Claim("conformal_shapley", "Conformal Shapley intervals (specs/conformal_shapley.md)",
-          "The marginal split-conformal intervals of the modality Shapley values cover at the nominal rate "
-          "(1 − α = 0.95) on the test split.",
-          coverage_at_least("conformal_shapley", 0.95)),
-]
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    verdict: Verdict
+    matched: Verdict | None
+
+    @property
+    def survives(self) -> str:
+        if self.claim.matched_suite is None:
+            return "no matched-budget suite"
+        if self.matched is None or self.matched.n < 2:
+            return "not run"
+        return "yes" if self.matched.verdict == self.verdict.verdict else f"no ({self.matched.verdict})"
 
 
-def scorecard(results: Results, methods: set[str] | None = None,
-              long: pd.DataFrame | None = None) -> list[tuple[Claim, Verdict]]:
-    """Every claim of ``methods`` checked on ``results``; ``long`` is their ``long_table`` when the caller
-    has it already."""
-    long = long_table(results.table) if long is None else long
-    return [(c, c.check(results, long)) for c in CLAIMS if methods is None or c.method in methods]
+def scorecard(claims: list[Claim], load: Callable[[str], Results | None]) -> list[ClaimResult]:
+    """Every claim checked on its suite's records (``load(suite)``, None when the suite has none), and on
+    its matched-budget suite where it has one."""
+    cache: dict[str, Results | None] = {}
+
+    def results_of(name: str) -> Results | None:
+        if name not in cache:
+            cache[name] = load(name)
+        return cache[name]
+
+    def run(claim: Claim, suite: str) -> Verdict:
+        results = results_of(suite)
+        if results is None or not results.ok:
+            return Verdict("inconclusive", float("nan"), None, None, None, "—", 0, "—",
+                           f"no records of suite {suite} (run: python -m benchmark run --suite {suite})")
+        return claim.check(results)
+
+    out = []
+    for c in claims:
+        matched = run(c, c.matched_suite) if c.matched_suite else None
+        out.append(ClaimResult(c, run(c, c.suite), matched))
+    return out

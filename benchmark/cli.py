@@ -172,6 +172,20 @@ def _selected(name: str, results: Path | None = None):
     return select(load(scope.results_dir, scope), scope.selection_rule)[0]
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    from benchmark.paths import REPO_ROOT
+    from benchmark.report.claims_page import write_claims
+
+    out = args.out or REPO_ROOT / "results" / "claims.md"
+    checked = write_claims(out)
+    counts: dict[str, int] = {}
+    for r in checked:
+        counts[r.verdict.verdict] = counts.get(r.verdict.verdict, 0) + 1
+    print(f"{len(checked)} claims ({', '.join(f'{n} {v}' for v, n in sorted(counts.items()))}) -> {out}",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     from benchmark.figures import draw_all
 
@@ -293,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="the method file")
     p.add_argument("--seconds", type=int, default=120, help="time limit of each check (default 120)")
     p.set_defaults(func=cmd_check_method)
+
+    p = sub.add_parser("claims", help="check every paper's claims and the known answers on the stored records of "
+                                      "the suites they name (trains nothing) and write results/claims.md")
+    p.add_argument("--out", type=Path, default=None, help="where the page goes (default results/claims.md)")
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
     p.add_argument("--suite", default="full", help="the suite whose runs are drawn (default: full, the committed one)")

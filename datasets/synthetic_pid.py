@@ -26,6 +26,9 @@ class PIDParams:
     noise: tuple[float, ...] = (0.6, 1.0, 1.6)
     #: Correlation of the noise across modalities (a shared nuisance component).
     correlation: float = 0.3
+    #: The modality that carries every uniquely-held label (None: each sample's owner drawn uniformly). A
+    #: known answer: with the label unique to one modality, removing that modality costs the most.
+    unique_owner: int | None = None
     seed: int = 0
 
 
@@ -33,7 +36,8 @@ class SyntheticPID(Dataset):
     """Each sample's label is carried by one of three sources, drawn with the shares above:
 
     - redundant: every modality shows the class prototype;
-    - unique to modality j (j uniform): only modality j shows it, the others show a random decoy class;
+    - unique to modality j (j uniform, or ``unique_owner``): only modality j shows it, the others show a
+      random decoy class;
     - synergy: modality 0 shows a random sign vector s, modality 1 shows s * prototype (prototypes are
       sign vectors, so either modality alone is uninformative); the others show decoys.
 
@@ -58,6 +62,9 @@ class SyntheticPID(Dataset):
             raise ValueError(f"synthetic_pid: noise needs one scale per modality ({p.n_modalities}), got {p.noise}")
         if p.n_modalities < 2 and p.synergy > 0:
             raise ValueError("synthetic_pid: synergy needs at least two modalities")
+        if p.unique_owner is not None and not 0 <= p.unique_owner < p.n_modalities:
+            raise ValueError(f"synthetic_pid: unique_owner must name a modality index in 0..{p.n_modalities - 1} "
+                             f"or be left out, got {p.unique_owner}")
         if not np.isclose(p.redundant + p.unique + p.synergy, 1.0):
             raise ValueError("synthetic_pid: redundant + unique + synergy must sum to 1")
         super().__init__(**{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(p).items()})
@@ -72,6 +79,8 @@ class SyntheticPID(Dataset):
         y = rng.integers(0, p.n_classes, size=p.n)
         source = rng.choice(3, size=p.n, p=[p.redundant, p.unique, p.synergy])
         owner = rng.integers(0, p.n_modalities, size=p.n)
+        if p.unique_owner is not None:  # drawn all the same, so the other parameters give the same samples
+            owner = np.full(p.n, p.unique_owner)
         decoy = rng.integers(0, p.n_classes, size=(p.n, p.n_modalities))
         signs = rng.choice([-1.0, 1.0], size=(p.n, p.dim))
         shared = rng.standard_normal((p.n, p.dim))
