@@ -19,6 +19,7 @@ from ._blocks import Batch, TabularEncoder, concat_with_mask
 from ._dro import (
     NON_NEGATIVE,
     RHO_GRID,
+    DependenceEstimator,
     DROHparams,
     DROMethod,
     MMDROHparams,
@@ -90,6 +91,15 @@ class EFDRO(DROMethod):
 
     name = "ef_dro"
     Hparams = EFDROHparams
+
+    @classmethod
+    def n_parameters_at(cls, info, hparams, width: int) -> int:
+        """The parameter count a fit at this width ends with (the hook ``benchmark.capacity`` prefers to a
+        dry fit): with ``radius="matched"`` fit first trains an mm_dro whose network it then drops, and a dry
+        fit, which stops at the first network handed to the trainer, would count that one instead."""
+        method = cls(info, hparams)
+        method._dep = DependenceEstimator(len(info.modalities)) if method._needs_dependence() else None
+        return sum(p.numel() for p in method.build(width).parameters())
 
     def _needs_dependence(self) -> bool:
         return self.hparams.radius == "probe_budget" and self.hparams.dependence == "copula"

@@ -38,6 +38,14 @@ ROW_KEY = "__gmm_adaptive_row__"
 #: The extras stay below this many characters of JSON.
 EXTRAS_LIMIT = 19_000
 
+#: How the record names the gap form that ran: the paper's two-modality signed gap, or this suite's
+#: reconstruction for more modalities (flagged [INF]; figures read "logit" to know the GMM's scale).
+GAP_FORM_SIGNED = "signed p_1 - p_2 (two modalities) [SRC]"
+GAP_FORM_SPREAD = "spread max_k p_k - min_k p_k, GMM on the logit scale (the M > 2 form) [INF]"
+#: How the record names the test-time path for a sample with a modality missing (the paper has none).
+MISSING_PATHS = {"unimodal_mean": "unimodal_mean [INF]: the mean of the present modalities' unimodal logits",
+                 "fusion": "fusion [INF]: the fusion head with the missing modality's features zero-filled"}
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Pure functions: gaps, mixture, posteriors, penalties (unit-tested on their own)
@@ -318,6 +326,21 @@ class GMMAdaptive(TorchMethod):
 
     Missing modalities in training [INF]: a sample lacking any modality (or its label) is left out of the gap,
     the GMM and the alignment (γ_n = 0); its fusion CE and the CE of its present modalities stay.
+
+    Missing modalities at test time [INF] (the paper has no such path; spec 3.6): a sample with a modality
+    missing is predicted from the mean of its present modalities' unimodal logits (``missing_predict=
+    "unimodal_mean"``, the default) or by the fusion head on zero-filled features (``"fusion"``); the record
+    names the path (``missing_modality_prediction``) and reports both on validation.
+
+    [INF] choices as they now stand (each a hyperparameter): the exact loss form and its weights (λ_gap = 1,
+    λ_al = 0.5, λ_u = 1), the one-sided stop-gradient gap, the balanced component = smaller |μ|, the GMM
+    settings (n_init 5, reg_covar 1e-4, variance floor 1e-4, BIC fall-back to γ = 0.5), the warm-up length and
+    its plateau and validation-stall rules, refitting every epoch, the unimodal heads (OGM-GE split for M = 2,
+    auxiliary heads beyond), the M > 2 form (spread on the logit scale, penalty toward the mean; flagged in the
+    record's ``gap_form``), the missing-modality paths above, the fine-tuning length and rate, and early
+    stopping on the validation log-likelihood from the first adaptive epoch. The record counts the GMM fits
+    that fell back to one component (``gmm_fits``, ``gmm_fallbacks``): where most did, the paper's premise (a
+    bimodal gap) does not hold on that data.
     """
 
     name = "gmm_adaptive"
@@ -391,12 +414,17 @@ class GMMAdaptive(TorchMethod):
                 "gap": self._gap_values(p, literal=True)}
 
     def _fit_mixture(self, gap: torch.Tensor, valid: torch.Tensor, tag: object) -> MixtureFit:
+        """Fit the mixture to the valid gaps, counting the fit and whether it fell back to one component (the
+        record's ``gmm_fits`` / ``gmm_fallbacks``: every refit of the adaptive stage and the final fit)."""
         hp = self.hparams
         values = gap[valid].double().cpu().numpy()
         state = key_to_int("gmm_adaptive", self.ctx.seed, tag) % (2**32)
-        return fit_gap_mixture(values, balanced="abs" if self.signed else "low", n_init=hp.n_init,
-                               reg_covar=hp.reg_covar, var_floor=hp.var_floor, max_iter=hp.gmm_max_iter,
-                               init=hp.gmm_init, random_state=state, bic_fallback=hp.bic_fallback)
+        fit = fit_gap_mixture(values, balanced="abs" if self.signed else "low", n_init=hp.n_init,
+                              reg_covar=hp.reg_covar, var_floor=hp.var_floor, max_iter=hp.gmm_max_iter,
+                              init=hp.gmm_init, random_state=state, bic_fallback=hp.bic_fallback)
+        self._fit_counts[0] += 1
+        self._fit_counts[1] += int(fit.fallback)
+        return fit
 
     def _posteriors(self, fit: MixtureFit, gap: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         gamma = imbalanced_posterior(fit, gap.double().cpu().numpy())
@@ -545,6 +573,7 @@ class GMMAdaptive(TorchMethod):
         self._gmm_log: dict[str, list] = {}
         self._log: dict[str, list] = {"epoch": [], "unimodal_train_accuracy_mean": [], "unimodal_val_accuracy": []}
         self._diag = {"adaptive_from_epoch": 0 if self.adaptive else None}
+        self._fit_counts = [0, 0]  # GMM fits, of which fell back to one component
         self._val_scores: list[float] = []
         self.net = self.build(ctx.budget.width).to(ctx.device)
         n = len(train)
@@ -568,6 +597,10 @@ class GMMAdaptive(TorchMethod):
         final_fit = self._fit_mixture(final["gap"], final["valid"], "final")
         final_gamma = self._posteriors(final_fit, final["gap"], final["valid"])
         self._diag["final_fit"] = final_fit.as_dict()
+        fits, fallbacks = self._fit_counts
+        self._diag.update({"gmm_fits": fits, "gmm_fallbacks": fallbacks,
+                           "gmm_fallback_share": fallbacks / fits if fits else None,
+                           "kept_epoch": ctx.fit_summary.get("best_epoch")})
         if self.hparams.finetune:
             self._finetune(train, val, ctx, final_gamma)
             final = self._split_pass(train)
@@ -666,12 +699,21 @@ class GMMAdaptive(TorchMethod):
         - ``final_fit``: the mixture fitted at the end (its ``bic1`` / ``bic2`` are the bimodality check);
         - ``val``: fusion and unimodal validation accuracies, and the validation accuracy of both
           missing-modality predictors with each modality dropped in turn;
-        - ``adaptive_from_epoch`` (None: training ended in warm-up), ``finetune`` (subset size), and
+        - ``gmm_fits`` / ``gmm_fallbacks`` / ``gmm_fallback_share``: how many GMM fits the run made (every refit
+          of the adaptive stage, then the final fit) and how many of them fell back to one component (BIC(1) <
+          BIC(2): every γ = 0.5, nothing guided); exact counts, never thinned;
+        - ``gap_form`` (the signed two-modality gap [SRC] or the spread, the M > 2 form [INF]),
+          ``unimodal_heads`` and ``missing_modality_prediction`` (the test-time path for a sample with a modality
+          missing, [INF]: the paper has none);
+        - ``adaptive_from_epoch`` (None: training ended in warm-up), ``kept_epoch`` (the epoch whose weights were
+          kept, never before ``adaptive_from_epoch``; -1: the final weights), ``finetune`` (subset size), and
           ``per_epoch_thinned_every`` when the per-epoch lists were thinned to stay small."""
         if not self._diag:
             return {}
-        head = _rounded({"gap_form": "signed" if self.signed else "spread (GMM on the logit scale)",
-                         "unimodal_heads": "split" if self.split_heads else "auxiliary", **self._diag})
+        head = _rounded({"gap_form": GAP_FORM_SIGNED if self.signed else GAP_FORM_SPREAD,
+                         "unimodal_heads": "split" if self.split_heads else "auxiliary",
+                         "missing_modality_prediction": MISSING_PATHS[self.hparams.missing_predict],
+                         **self._diag})
         step = 1
         out = {**head, **self._per_epoch(step)}
         while len(json.dumps(out)) > EXTRAS_LIMIT and step < 2**20:

@@ -584,3 +584,14 @@ def test_early_stopping_criterion_is_the_robust_risk_by_default_and_is_recorded(
         assert method.val_score() <= mean_ll + 1e-5
     elif recorded == "log_likelihood":
         assert method.val_score() == pytest.approx(mean_ll, rel=1e-5)
+
+
+@pytest.mark.parametrize("hp", [{"radius": "matched"}, {"radius": "matched", "network": "per_modality"},
+                                {"radius": "probe_budget"}, {"network": "per_modality"}])
+def test_ef_dro_capacity_count_is_the_network_it_ends_with(hp: dict) -> None:
+    """param_budget sizes ef_dro by its own network, not by the mm_dro it fits first for the matched radius."""
+    from benchmark.capacity import n_parameters_at
+
+    method, _ = _fit("ef_dro", **hp)
+    cls = registry.get("method", "ef_dro").cls
+    assert n_parameters_at(cls, toy_info(), cls.Hparams(**hp), BUDGET.width) == method.n_parameters()
