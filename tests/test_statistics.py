@@ -10,7 +10,6 @@ import scikit_posthocs as sp
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from benchmark.claims import paired_greater
 from benchmark.statistics import critical_difference, friedman, mixed_model, pairwise_tests
 
 
@@ -78,30 +77,6 @@ def test_mixed_model_recovers_a_known_effect() -> None:
     better, same = res["effects"]["better"], res["effects"]["same"]
     assert better["ci_low"] < 0.04 < better["ci_high"] and better["p"] < 1e-3
     assert same["ci_low"] < 0 < same["ci_high"]
-
-
-def test_claim_verdicts_follow_the_data() -> None:
-    check = paired_greater("a", "b")
-    assert check(None, table({"a": 0.03, "b": 0.0})).verdict == "supported"
-    assert check(None, table({"a": -0.03, "b": 0.0})).verdict == "not supported"
-    assert check(None, table({"a": 0.0, "b": 0.0}, noise=0.02)).verdict == "inconclusive"
-    assert "not enough paired runs" in check(None, table({"a": 0.0, "c": 0.0})).used
-
-
-def test_gap_and_weak_modality_claims_read_the_two_modality_runs(runner_results) -> None:
-    """On the runner's records, with the accuracies alone (m0) and alone (m1) set to known values: the
-    two-modality runs decide, the three-modality variant never enters."""
-    from benchmark.claims import condition_greater, smaller_gap
-
-    for r in runner_results.ok:
-        weak = (0.6 if r.method == "early_fusion" else 0.4) + 0.01 * r.spec.seed
-        r.metrics["missing_pattern[m0]"]["accuracy"] = 0.9
-        r.metrics["missing_pattern[m1]"]["accuracy"] = weak
-    assert smaller_gap("early_fusion", "late_fusion")(runner_results, None).verdict == "supported"
-    assert smaller_gap("late_fusion", "early_fusion")(runner_results, None).verdict == "not supported"
-    verdict = condition_greater("early_fusion", "late_fusion", "missing_pattern[m1]")(runner_results, None)
-    # 3 seeds of the two-modality variant: the three-modality runs (set above too) are not paired in.
-    assert verdict.verdict == "supported" and verdict.used.startswith("3 (dataset, training condition, seed) pairs")
 
 
 def test_nemenyi_by_hand_is_scikit_posthocs() -> None:
