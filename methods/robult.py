@@ -2,7 +2,8 @@
 contrastive loss, a latent reconstruction loss, semi-supervised training and missing modalities at test time.
 
 Implements /work/shared/specs/robult.md. The paper's full text, code and numbers were not reachable, so
-most of the form is reconstructed ([INF]); every [INF] choice is a field of ``RobultHparams``.
+most of the form is reconstructed ([INF]); every [INF] choice is a field of ``RobultHparams``. The losses are
+pure functions in ``_robult_losses``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ from benchmark.hparams import Choice, LogUniform, Range, Uniform, hparam
 from benchmark.training import Batch, fit_network
 
 from ._blocks import TorchMethod, cross_entropy, make_encoder
+from ._robult_losses import (  # noqa: F401 - re-exported: the losses are part of this method's surface
+    BANDWIDTH_RULES,
+    median_offdiagonal,
+    offdiagonal_stats,
+    orthogonality_penalty,
+    pu_targets,
+    rbf_weights,
+    reconstruction_loss,
+    soft_pu_contrastive,
+    squared_distances,
+    supervised_contrastive,
+)
 
 #: How many training samples (the first ones of the split, no randomness) the per-epoch diagnostics use.
 DIAGNOSTIC_SAMPLES = 256
@@ -33,12 +46,35 @@ EXTRAS_MAX_CHARS = 19_000
 
 POSITIVE = Range(0, None, low_open=True)
 NON_NEGATIVE = Range(0, None)
+HEADS = ("per_modality", "fused")
+HEAD_SHARING = ("adapter", "separate")
+CONTRASTIVE = ("soft_pu", "supervised")
+#: The default bandwidth rule, chosen on synthetic_pid (see ``RobultHparams.bandwidth_rule``).
+BANDWIDTH_DEFAULT = "quantile"
+QUANTILE_DEFAULT = 0.1
 
 
 @dataclass(frozen=True)
 class RobultHparams:
-    """Every field is [INF] (spec shared/specs/robult.md; the paper's text was not reachable)."""
+    """Every field is [INF] or partly so (spec shared/specs/robult.md; the paper's full text was not reachable)."""
 
+    head: str = hparam("per_modality", source="SRC/INF", allowed=HEADS,
+                       doc='the task head c. "per_modality" (default; the paper text: c takes [Z_i ; U_i]): one '
+                           "shared c reads [Z_i ; U_i] of each available modality and the logits are the mean "
+                           "over the available modalities [INF: the pooling], so training and test see the same "
+                           'kind of input when a modality is missing. "fused" (the earlier reconstruction [INF]): '
+                           "c([R ; a_1 U_1 ; ... ; a_M U_M]), R = S when every modality is present, else "
+                           "missing_redundant")
+    head_sharing: str = hparam("adapter", source="INF", allowed=HEAD_SHARING,
+                               doc='per_modality head only. "adapter" (default): one c shared by every modality, '
+                                   "each U_i first through its own small adapter A_i (a per-dimension gain and "
+                                   "offset, started at the identity), because U_i's coordinates are "
+                                   "modality-specific while Z_i's are shared; \"separate\": one c_i per modality")
+    contrastive: str = hparam("soft_pu", source="SRC/INF", allowed=CONTRASTIVE,
+                              doc='the contrastive term between Z_i and S. "soft_pu" (default, the paper\'s): '
+                                  'L_lb + L_ulb, the soft positive-unlabelled InfoNCE; "supervised" (the paper\'s '
+                                  "ablation): supervised contrastive on the labelled samples only, weighted by "
+                                  "lambda_lb, the unlabelled samples left out (L_ulb = 0)")
     proj_dim: int = hparam(64, Choice((32, 64, 128)), source="INF", allowed=Range(1, None),
                            doc="p, the width of the redundant features Z_i and of S = g_0(H_0) (spec: 64)")
     unique_dim: int = hparam(64, Choice((32, 64, 128)), source="INF", allowed=Range(1, None),
@@ -46,23 +82,35 @@ class RobultHparams:
                                  "listed remedy)")
     tau: float = hparam(0.1, LogUniform(0.05, 0.5), source="INF", allowed=POSITIVE,
                         doc="the temperature of the soft PU contrastive loss (spec: 0.1)")
+    bandwidth_rule: str = hparam(BANDWIDTH_DEFAULT, source="INF", allowed=BANDWIDTH_RULES,
+                                 doc="the RBF bandwidth, recomputed every batch from the off-diagonal squared "
+                                     "distances of stopgrad(S): sigma^2 = bandwidth_scale * their "
+                                     'bandwidth_quantile quantile ("quantile", default: it keeps the mean '
+                                     "off-diagonal weight in the spec's healthy range 0.05-0.5 on synthetic_pid) or "
+                                     '* their median ("median", the median heuristic, the earlier default: mean '
+                                     "weight 0.62-0.65, saturated)")
+    bandwidth_quantile: float = hparam(QUANTILE_DEFAULT, source="INF", allowed=Range(0, 1, low_open=True),
+                                       doc='the quantile of the "quantile" bandwidth rule')
     bandwidth_scale: float = hparam(1.0, LogUniform(0.1, 2.0), source="INF", allowed=POSITIVE,
-                                    doc="sigma^2 = bandwidth_scale * the median of the batch's off-diagonal squared "
-                                        "distances of stopgrad(S), recomputed every batch (spec: the median "
-                                        "heuristic, scale 1)")
+                                    doc="sigma^2 = bandwidth_scale * the bandwidth rule's statistic (1)")
     lambda_lb: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
-                              doc="weight of the labelled part of the soft PU loss (spec: 1)")
+                              doc="weight of the labelled part of the soft PU loss, or of the supervised "
+                                  "contrastive loss (spec: 1)")
     lambda_ulb: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
                                doc="weight of the unlabelled part of the soft PU loss (spec: 1)")
     lambda_rec: float = hparam(1.0, LogUniform(0.1, 3.0), source="INF", allowed=NON_NEGATIVE,
-                               doc="weight of the latent reconstruction loss (spec: 1)")
+                               doc="weight of the latent reconstruction loss (spec: 1; 0 is the paper's ablation "
+                                   "without L_rec)")
     lambda_orth: float = hparam(0.0, Choice((0.0, 0.1, 1.0)), source="INF", allowed=NON_NEGATIVE,
                                 doc="weight of the optional orthogonality penalty ||Z_i^T U_i||_F^2 / B_n (spec: "
                                     "off, 0)")
-    detach_z_in_rec: bool = hparam(False, Choice((False, True)), source="INF",
-                                   doc="detach Z_i inside the decoder r_i, so L_rec trains only the unique branch (a "
-                                       "collapse remedy in the spec; the paper summary in shared/papers says L_rec "
-                                       "reaches only the modality-specific branches); off")
+    detach_z_in_rec: bool = hparam(True, source="SRC/INF",
+                                   doc="r_i reads stopgrad(Z_i), so L_rec never reaches g_0 (the paper text: the "
+                                       "reconstruction is backpropagated only to the modality-specific branches); "
+                                       "False = the earlier reconstruction, where it also trains g_0")
+    rec_through_encoder: bool = hparam(True, source="INF",
+                                       doc="L_rec reaches the encoder f_i through U_i (on); off: U_i for L_rec is "
+                                           "g_i(stopgrad(H_i)), so L_rec trains only g_i and r_i")
     labelled_share: float = hparam(0.25, Choice((0.125, 0.25, 0.5)), source="INF",
                                    allowed=Range(0, 1, low_open=True, high_open=True),
                                    doc="share of each step's batch drawn from the labelled samples when some "
@@ -77,14 +125,15 @@ class RobultHparams:
                                        doc="per-modality drop probability when modality_dropout is on (spec: 0.3)")
     missing_redundant: str = hparam("mean_z", Choice(("mean_z", "fusion_masked")), source="INF",
                                     allowed=("mean_z", "fusion_masked"),
-                                    doc='R when a modality is missing: "mean_z" (the mean of the available Z_i; '
-                                        'spec) or "fusion_masked" (the ablation: S from f_0 fed with the mask)')
+                                    doc='fused head only: R when a modality is missing: "mean_z" (the mean of the '
+                                        'available Z_i; spec) or "fusion_masked" (the ablation: S from f_0 fed with '
+                                        "the mask)")
     fusion_mask_input: bool = hparam(True, source="INF",
                                      doc="feed the mask a to the fusion network f_0 besides the masked H_i (spec: on)")
     normalized_redundant: bool = hparam(True, Choice((True, False)), source="INF",
-                                        doc="the head takes the L2-normalised S / Z_i as R (the space the "
-                                            "contrastive loss aligns them in), so the mean of the Z_i can stand in "
-                                            "for S (not in the spec; off = raw g_0 outputs)")
+                                        doc="the head reads the L2-normalised Z_i (and S) (the space the "
+                                            "contrastive loss aligns them in), so Z_i and S are interchangeable "
+                                            "(not in the spec; off = raw g_0 outputs)")
     head_hidden: int = hparam(0, Choice((0, 64)), source="INF", allowed=NON_NEGATIVE,
                               doc="hidden width of the task head c; 0 = a linear head (not in the spec)")
 
@@ -112,89 +161,8 @@ class GroupedMLP(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# The losses, as pure functions (tested on their own in tests/test_robult.py).
+# Sampling.
 # --------------------------------------------------------------------------------------------------
-
-
-def squared_distances(s: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances of the rows of ``s`` (matmul form, exactly symmetric, zero diagonal)."""
-    sq = (s * s).sum(dim=1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (s @ s.T)).clamp(min=0.0)
-    d2 = 0.5 * (d2 + d2.T)
-    eye = torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
-    return d2.masked_fill(eye, 0.0)
-
-
-def median_offdiagonal(d2: torch.Tensor) -> torch.Tensor:
-    """Lower median of the off-diagonal entries of a symmetric square matrix (its upper triangle; no sync)."""
-    n = d2.shape[0]
-    if n < 2:
-        return torch.ones((), dtype=d2.dtype, device=d2.device)
-    rows, cols = torch.triu_indices(n, n, 1, device=d2.device)
-    return torch.median(d2[rows, cols])
-
-
-def rbf_weights(s: torch.Tensor, sigma2: float | torch.Tensor | None = None,
-                scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w, sigma^2): w_ab = exp(-||s_a - s_b||^2 / (2 sigma^2)) on stopgrad(s). ``sigma2`` None: ``scale`` times
-    the median of the off-diagonal squared distances (the median heuristic)."""
-    s = s.detach()
-    d2 = squared_distances(s)
-    if sigma2 is None:
-        sigma2 = scale * median_offdiagonal(d2).clamp(min=1e-12)
-    sigma2 = torch.as_tensor(sigma2, dtype=s.dtype, device=s.device)
-    return torch.exp(-d2 / (2.0 * sigma2)), sigma2
-
-
-def pu_targets(y: torch.Tensor, labeled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The soft target rows pi: 1 on the diagonal, 1[y_a = y_b] between two labelled samples, w_ab otherwise;
-    each row normalised to sum to 1."""
-    both = labeled[:, None] & labeled[None, :]
-    same = (y[:, None] == y[None, :]).to(w.dtype)
-    pi = torch.where(both, same, w)
-    eye = torch.eye(len(y), dtype=torch.bool, device=w.device)
-    pi = pi.masked_fill(eye, 1.0)
-    return pi / pi.sum(dim=1, keepdim=True)
-
-
-def soft_pu_contrastive(z: torch.Tensor, s: torch.Tensor, y: torch.Tensor, labeled: torch.Tensor,
-                        present: torch.Tensor, w: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_lb, L_ulb): the soft-target InfoNCE -sum_b pi_ab log softmax_b(z_a . s_b / tau), summed over modalities.
-
-    ``z``: the anchors Z_i, (B, p) for one modality or (M, B, p); ``s``: the candidates S, (B, p); both
-    L2-normalised. ``present``: (B,) or (B, M), the anchors that count. Per modality,
-    L_lb: labelled anchors, their mass on labelled candidates (averaged over labelled anchors);
-    L_ulb: unlabelled anchors, all their mass (averaged over unlabelled anchors), plus the labelled anchors'
-    mass on unlabelled candidates (averaged over labelled anchors). So L_lb + L_ulb is the mean row loss over
-    labelled anchors plus the mean row loss over unlabelled anchors."""
-    if z.dim() == 2:
-        z, present = z.unsqueeze(0), present.reshape(-1, 1)
-    logp = torch.log_softmax(z @ s.T / tau, dim=2)  # (M, B, B)
-    terms = -pu_targets(y, labeled, w) * logp
-    lab = labeled.to(terms.dtype)
-    to_labelled = terms @ lab  # (M, B)
-    to_unlabelled = terms @ (1.0 - lab)
-    la = (present & labeled[:, None]).T.to(terms.dtype)  # (M, B)
-    ua = (present & ~labeled[:, None]).T.to(terms.dtype)
-    n_la, n_ua = la.sum(dim=1).clamp(min=1.0), ua.sum(dim=1).clamp(min=1.0)
-    l_lb = (la * to_labelled).sum(dim=1) / n_la
-    l_ulb = (ua * (to_labelled + to_unlabelled)).sum(dim=1) / n_ua + (la * to_unlabelled).sum(dim=1) / n_la
-    return l_lb.sum(), l_ulb.sum()
-
-
-def reconstruction_loss(h: torch.Tensor, h_hat: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """sum_i a_i ||stopgrad(H_i) - r_i([Z_i; U_i])||^2 / d, averaged over the batch; ``h``, ``h_hat``: (M, B, d),
-    ``present``: (B, M)."""
-    err = ((h.detach() - h_hat) ** 2).mean(dim=2)  # (M, B), the squared norm over d
-    return (err * present.T.to(err.dtype)).sum(dim=0).mean()
-
-
-def orthogonality_penalty(z: torch.Tensor, u: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """sum_i ||Z_i^T U_i||_F^2 / B_n on L2-normalised rows, the absent rows left out; (M, B, .) inputs."""
-    a = present.T.unsqueeze(2).to(z.dtype)
-    zn, un = F.normalize(z, dim=2) * a, F.normalize(u, dim=2) * a
-    cross = zn.transpose(1, 2) @ un  # (M, p, pu)
-    return ((cross**2).sum(dim=(1, 2)) / a.sum(dim=(1, 2)).clamp(min=1.0)).sum()
 
 
 class BalancedSampler:
@@ -224,13 +192,50 @@ class BalancedSampler:
 # --------------------------------------------------------------------------------------------------
 
 
+class GroupedLinear(nn.Module):
+    """M independent linear maps on (M, B, d_in) input (the per-modality heads c_i), initialised like
+    ``nn.Linear``."""
+
+    def __init__(self, n_groups: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)
+        self.w = nn.Parameter(torch.empty(n_groups, d_in, d_out).uniform_(-bound, bound))
+        self.b = nn.Parameter(torch.empty(n_groups, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.b, x, self.w)
+
+
+class DiagonalAdapters(nn.Module):
+    """A_i(u) = gamma_i * u + beta_i per modality on (M, B, d) input, started at the identity: a small
+    per-modality input adapter (2 d parameters each) that lets the shared head c weigh and shift each
+    modality's unique slots, whose coordinates g_i and r_i set."""
+
+    def __init__(self, n_groups: int, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(n_groups, 1, dim))
+        self.beta = nn.Parameter(torch.zeros(n_groups, 1, dim))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.gamma, u)
+
+
+def _classifier(n_groups: int, d_in: int, hidden: int, n_classes: int) -> nn.Module:
+    """The task head c (``n_groups`` = 0: one shared head; else one per modality), linear or one hidden layer."""
+    if n_groups == 0:
+        if hidden > 0:
+            return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        return nn.Linear(d_in, n_classes)
+    return GroupedMLP(n_groups, d_in, hidden, n_classes) if hidden > 0 else GroupedLinear(n_groups, d_in, n_classes)
+
+
 class RobultNet(nn.Module):
     """f_i (shared encoder blocks), g_0 (shared projector), g_i (unique projectors), r_i (latent decoders,
-    training only), f_0 (fusion over the masked H_i and the mask) and the head c."""
+    training only), f_0 (fusion over the masked H_i and the mask) and the head c (``hp.head``)."""
 
     def __init__(self, info: DatasetInfo, width: int, hp: RobultHparams) -> None:
         super().__init__()
-        n_mod = len(info.modalities)
+        n_mod, n_classes = len(info.modalities), info.n_classes
         self.names = [m.name for m in info.modalities]
         self.hp = hp
         self.encoders = nn.ModuleList([make_encoder(m, width) for m in info.modalities])
@@ -241,12 +246,13 @@ class RobultNet(nn.Module):
         fusion_in = n_mod * width + (n_mod if hp.fusion_mask_input else 0)
         # [INF] f_0 is a 2-layer MLP ending in a ReLU, like the encoders whose outputs share g_0 with it.
         self.fusion = nn.Sequential(nn.Linear(fusion_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
-        head_in = hp.proj_dim + n_mod * hp.unique_dim
-        if hp.head_hidden > 0:
-            self.head = nn.Sequential(nn.Linear(head_in, hp.head_hidden), nn.ReLU(),
-                                      nn.Linear(hp.head_hidden, info.n_classes))
+        if hp.head == "fused":
+            self.head = _classifier(0, hp.proj_dim + n_mod * hp.unique_dim, hp.head_hidden, n_classes)
+        elif hp.head_sharing == "adapter":
+            self.adapters = DiagonalAdapters(n_mod, hp.unique_dim)
+            self.head = _classifier(0, hp.proj_dim + hp.unique_dim, hp.head_hidden, n_classes)
         else:
-            self.head = nn.Linear(head_in, info.n_classes)
+            self.head = _classifier(n_mod, hp.proj_dim + hp.unique_dim, hp.head_hidden, n_classes)
 
     def encode(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor):
         """H (M, B, d) with absent rows exactly zero, Z = g_0(H) (M, B, p), U = g_i(H_i) (M, B, pu)."""
@@ -268,37 +274,58 @@ class RobultNet(nn.Module):
             parts.append(avail.to(h.dtype))
         return self.g0(self.fusion(torch.cat(parts, dim=1)))
 
-    def head_logits(self, h: torch.Tensor, z: torch.Tensor, u: torch.Tensor, s: torch.Tensor,
+    def modality_logits(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The per_modality head's logits of each modality, c([Z_i ; A_i U_i]) or c_i([Z_i ; U_i]): (M, B, K)."""
+        zr = F.normalize(z, dim=2) if self.hp.normalized_redundant else z
+        if self.hp.head_sharing == "adapter":
+            return self.head(torch.cat([zr, self.adapters(u)], dim=2))
+        return self.head(torch.cat([zr, u], dim=2))
+
+    def head_logits(self, h: torch.Tensor, z: torch.Tensor, u: torch.Tensor, s: torch.Tensor | None,
                     avail: torch.Tensor) -> torch.Tensor:
-        """c([R ; a_1 U_1 ; ... ; a_M U_M]) with R = S where every modality is available, else the mean of the
-        available Z_i ("mean_z"), or always S from f_0 fed with ``avail`` ("fusion_masked")."""
+        """The logits of the head on the modalities ``avail`` (B, M) marks available.
+
+        per_modality: the mean over the available modalities of c([Z_i ; U_i]) (0, uniform, when none is).
+        fused: c([R ; a_1 U_1 ; ... ; a_M U_M]) with R = S where every modality is available, else the mean of
+        the available Z_i ("mean_z"), or always S from f_0 fed with ``avail`` ("fusion_masked"); ``s`` is S of
+        the full input (computed here when None)."""
         zero = torch.zeros((), dtype=z.dtype, device=z.device)
+        keep = avail.T.unsqueeze(2)
+        if self.hp.head == "per_modality":
+            per = self.modality_logits(z, u)
+            return torch.where(keep, per, zero).sum(dim=0) / keep.to(per.dtype).sum(dim=0).clamp(min=1.0)
         if self.hp.missing_redundant == "fusion_masked":
             r = self.fuse(h, avail)
             r = F.normalize(r, dim=1) if self.hp.normalized_redundant else r
         else:
+            s = self.fuse(h, avail) if s is None else s
             zr = F.normalize(z, dim=2) if self.hp.normalized_redundant else z
             sr = F.normalize(s, dim=1) if self.hp.normalized_redundant else s
-            keep = avail.T.unsqueeze(2)
             mean_z = torch.where(keep, zr, zero).sum(dim=0) / keep.to(z.dtype).sum(dim=0).clamp(min=1.0)
             r = torch.where(avail.all(dim=1, keepdim=True), sr, mean_z)
-        us = torch.where(avail.T.unsqueeze(2), u, zero)
+        us = torch.where(keep, u, zero)
         return self.head(torch.cat([r, *us.unbind(0)], dim=1))
 
-    def reconstruct(self, z: torch.Tensor, u: torch.Tensor, detach_z: bool) -> torch.Tensor:
-        zin = z.detach() if detach_z else z
-        return self.decoders(torch.cat([zin, u], dim=2))
+    def reconstruct(self, h: torch.Tensor, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """r_i([stopgrad(Z_i) ; U_i]): L_rec reaches r_i, g_i and (``rec_through_encoder``) f_i, never g_0
+        (``detach_z_in_rec``)."""
+        zin = z.detach() if self.hp.detach_z_in_rec else z
+        uin = u if self.hp.rec_through_encoder else self.unique(h.detach())
+        return self.decoders(torch.cat([zin, uin], dim=2))
 
     def forward(self, x: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         h, z, u = self.encode(x, mask)
-        return self.head_logits(h, z, u, self.fuse(h, mask), mask)
+        return self.head_logits(h, z, u, None, mask)
 
 
 # --------------------------------------------------------------------------------------------------
 # The method.
 # --------------------------------------------------------------------------------------------------
 
-_LOSS_TERMS = ("loss_sup", "loss_lb", "loss_ulb", "loss_rec", "loss_orth", "rbf_mean_offdiag_w", "rbf_sigma2")
+_LOSS_TERMS = ("loss_sup", "loss_lb", "loss_ulb", "loss_rec", "loss_orth", "rbf_mean_offdiag_w", "rbf_std_offdiag_w",
+               "rbf_sigma2")
+#: The RBF weight statistics averaged over every training step (besides their per-epoch means).
+_OVERALL = ("rbf_mean_offdiag_w", "rbf_std_offdiag_w")
 
 
 def _round(v: float) -> float | None:
@@ -306,28 +333,52 @@ def _round(v: float) -> float | None:
 
 
 class Robult(TorchMethod):
-    """Robult (arXiv 2509.03477), reconstructed from its abstract, a review and a reviewer's note.
+    """Robult (arXiv 2509.03477), reconstructed from its abstract, a review, a reviewer's note and a summary of
+    the paper text (shared/papers/robult.md).
 
     Structure: per-modality encoders f_i (the shared ``make_encoder`` blocks, width d = the budget's width)
     give H_i; a shared projector g_0 gives the redundant features Z_i = g_0(H_i) [SRC]; per-modality
     projectors g_i give the unique features U_i = g_i(H_i) [SRC]; a fusion network f_0 over the masked H_i and
     the mask gives H_0 [SRC fusion branch; INF its input], S = g_0(H_0) [INF]; latent decoders r_i rebuild H_i
-    from [Z_i; U_i] (training only) [INF form]; the head is c([R; a_1 U_1; ...; a_M U_M]) with R = S when every
-    modality is present and the mean of the available Z_i otherwise, a missing U_i zeroed [INF].
+    from [stopgrad(Z_i); U_i] (training only) [INF form].
+
+    Head (``head``): the paper text has the classifier read [Z_i ; U_i]. Default "per_modality": one shared c
+    reads [Z_i ; A_i U_i] of each available modality and the logits are their mean [INF: the pooling, the
+    adapters]. U_i's coordinates are modality-specific (each g_i is its own network) while Z_i's are shared
+    (one g_0), so each U_i passes a small adapter A_i (a per-dimension gain and offset, started at the
+    identity; g_i itself can rotate U_i into the coordinates c reads) before the shared c; the alternative,
+    one c_i per modality (``head_sharing = "separate"``), would not share the Z readout. A full linear adapter
+    per modality would cost M p^2 parameters whatever the width (25k on mfeat), more than small budgets hold. A missing
+    modality drops out of the mean, so the head needs neither f_0 nor a stand-in for S at test time. Variant
+    "fused" [INF, the earlier reconstruction]: c([R ; a_1 U_1 ; ... ; a_M U_M]), R = S when every modality is
+    present, else the mean of the available Z_i, a missing U_i zeroed.
 
     Loss: L = L_sup + lambda_lb L_lb + lambda_ulb L_ulb + lambda_rec L_rec (+ lambda_orth L_orth), with L_sup the
     cross-entropy on labelled samples [SRC name; INF form], L_lb / L_ulb the soft positive-unlabelled
     contrastive loss between each Z_i (anchor) and S (candidates): labelled pairs are positives by class,
-    other pairs are weighted by an RBF kernel on stopgrad(S) with the median-heuristic bandwidth [SRC name and
-    RBF; INF form], summed over the available modalities; L_rec the latent reconstruction with a
-    stop-gradient target [SRC name; INF form]. With unlabelled training samples (the ``labels[...]`` training
-    conditions) each step draws B_l labelled samples with a class-balanced sampler and B_u unlabelled ones
-    [INF]; an epoch is one pass over the unlabelled samples. With every label present, steps are the shared
-    trainer's ordinary shuffled batches.
+    other pairs are weighted by an RBF kernel on stopgrad(S) [SRC name and RBF; INF form], summed over the
+    available modalities. Bandwidth [INF]: sigma^2 = the 0.1 quantile of the batch's off-diagonal squared
+    distances; on synthetic_pid (labels[0.05], 2 seeds) it keeps the mean off-diagonal weight at 0.15-0.18
+    (per epoch 0.12-0.27), inside the spec's healthy 0.05-0.5, where the median heuristic
+    (``bandwidth_rule = "median"``, kept as a variant) gave 0.52-0.55. L_rec = sum_i a_i ||stopgrad(H_i) -
+    r_i([stopgrad(Z_i) ; U_i])||^2 / d [SRC name and path; INF form]: its gradient reaches r_i, g_i and,
+    through U_i, f_i [INF, ``rec_through_encoder``], never g_0 (the paper text: "backpropagated only to
+    modality-specific branches"). Ablations [SRC: the paper runs them]: ``lambda_rec = 0`` (no L_rec) and
+    ``contrastive = "supervised"`` (supervised contrastive between Z_i and S on the labelled samples only).
 
-    Hyperparameters: see the ``RobultHparams`` fields (doc, all [INF], defaults from the spec). [SRC] parts
-    with no setting: one latent width d for every modality, one g_0 shared by all modalities, one g_i and r_i
-    per modality, the two objectives, the semi-supervised setting.
+    With unlabelled training samples (the ``labels[...]`` training conditions) each step draws B_l labelled
+    samples with a class-balanced sampler and B_u unlabelled ones [INF]; an epoch is one pass over the
+    unlabelled samples. With every label present, steps are the shared trainer's ordinary shuffled batches.
+    Modality dropout (``modality_dropout``, off; p = 0.3 when on) [INF] drops modalities from the head's input
+    only.
+
+    [INF] choices as they now stand (each a ``RobultHparams`` field; defaults from the spec): head pooling and
+    adapters, bandwidth rule and quantile, tau, p and the width of U, the lambdas, the orthogonality penalty
+    (off), the stop-gradient on Z_i in r_i and L_rec's path into f_i, the labelled share of a batch and its
+    class-balanced sampler, modality dropout, R of the fused head, the mask as f_0's input, normalised Z_i as
+    the head's input, the head's hidden width. [SRC] parts with no setting: one latent width d for every
+    modality, one g_0 shared by all modalities, one g_i and r_i per modality, the two objectives, the
+    semi-supervised setting.
 
     Shared, not per-method: d, epochs, patience, batch size, learning rate and weight decay come from the
     training budget, and the optimiser is the shared trainer's Adam without a schedule (the spec's [INF]
@@ -335,12 +386,14 @@ class Robult(TorchMethod):
     Early stopping keeps the weights with the best mean log-likelihood of the labelled validation samples
     (the benchmark's shared criterion, ``TorchMethod.val_score``) [INF: the spec names no criterion].
 
-    ``extras()``: per epoch, the loss terms, the mean off-diagonal RBF weight and sigma^2 (averaged over the
-    epoch's steps), per modality the mean per-dimension std of U_i, the share of U dimensions below 1e-3
-    (collapse), cos(S, Z_i), cos(S, mean Z) and the rise of L_rec when U is zeroed; at the end (the kept
-    weights) the per-dimension std of every U_i. Note: with the median heuristic the median pair weight is
-    exp(-1/2) ~ 0.61 by construction, so the mean off-diagonal weight sits near 0.5, the top of the spec's
-    healthy range (0.05-0.5); ``bandwidth_scale`` < 1 lowers it. Search spaces (``hparam``) serve the tuned suite.
+    ``extras()``: ``variant`` (the head, contrastive term, bandwidth rule, lambda_rec, dropout that ran); the
+    RBF weights' off-diagonal mean and standard deviation over all training steps
+    (``rbf_mean_offdiag_w_overall``, ``rbf_std_offdiag_w_overall``); per epoch, the loss terms, the weights'
+    mean and spread and sigma^2 (averaged over the epoch's steps), per modality the mean per-dimension std of
+    U_i, the share of U dimensions below 1e-3 (collapse), cos(S, Z_i), cos(S, mean Z) and the rise of L_rec
+    when U is zeroed; at the end (the kept weights) the per-dimension std of every U_i. With the supervised
+    ablation the RBF weights are computed for the record only. Search spaces (``hparam``) serve the tuned
+    suite.
     """
 
     name = "robult"
@@ -351,6 +404,7 @@ class Robult(TorchMethod):
         self._history: dict[str, list] = {}
         self._final: dict[str, object] = {}
         self._setup: dict[str, object] = {}
+        self._overall: dict[str, float] = {}
 
     # ---- pieces of TorchMethod --------------------------------------------------------------------
     def build(self, width: int) -> nn.Module:
@@ -376,21 +430,31 @@ class Robult(TorchMethod):
         avail = self._dropout_mask(batch.mask) if hp.modality_dropout and net.training else batch.mask
         out = {"loss_sup": cross_entropy(net.head_logits(h, z, u, s, avail), batch.y)}
         sn, zn = F.normalize(s, dim=1), F.normalize(z, dim=2)
-        w, sigma2 = rbf_weights(sn, scale=hp.bandwidth_scale)
-        out["loss_lb"], out["loss_ulb"] = soft_pu_contrastive(zn, sn, batch.y, batch.labeled, batch.mask, w, hp.tau)
-        out["loss_rec"] = reconstruction_loss(h, net.reconstruct(z, u, hp.detach_z_in_rec), batch.mask)
+        w, sigma2 = rbf_weights(sn, scale=hp.bandwidth_scale, rule=hp.bandwidth_rule, quantile=hp.bandwidth_quantile)
+        if hp.contrastive == "soft_pu":
+            out["loss_lb"], out["loss_ulb"] = soft_pu_contrastive(zn, sn, batch.y, batch.labeled, batch.mask, w,
+                                                                  hp.tau)
+        else:  # the ablation: the weights w are computed for the record only
+            out["loss_lb"] = supervised_contrastive(zn, sn, batch.y, batch.labeled, batch.mask, hp.tau)
+            out["loss_ulb"] = torch.zeros((), dtype=s.dtype, device=s.device)
+        out["loss_rec"] = reconstruction_loss(h, net.reconstruct(h, z, u), batch.mask)
         out["loss_orth"] = (orthogonality_penalty(z, u, batch.mask) if hp.lambda_orth > 0
                             else torch.zeros((), dtype=s.dtype, device=s.device))
-        n = w.shape[0]
-        out["rbf_mean_offdiag_w"] = ((w.sum() - n) / max(n * (n - 1), 1)).detach()
+        mean_w, std_w = offdiagonal_stats(w)
+        out["rbf_mean_offdiag_w"], out["rbf_std_offdiag_w"] = mean_w.detach(), std_w.detach()
         out["rbf_sigma2"] = sigma2.detach()
         return out
 
     def loss(self, batch: Batch) -> torch.Tensor:
         hp = self.hparams
         t = self.terms(batch)
-        total = (t["loss_sup"] + hp.lambda_lb * t["loss_lb"] + hp.lambda_ulb * t["loss_ulb"]
-                 + hp.lambda_rec * t["loss_rec"] + hp.lambda_orth * t["loss_orth"])
+        total = t["loss_sup"] + hp.lambda_lb * t["loss_lb"] + hp.lambda_ulb * t["loss_ulb"]
+        # a zero weight leaves the term out of the graph (not times 0), so e.g. without L_rec the decoders r_i get
+        # no gradient at all and weight decay does not move them
+        if hp.lambda_rec > 0:
+            total = total + hp.lambda_rec * t["loss_rec"]
+        if hp.lambda_orth > 0:
+            total = total + hp.lambda_orth * t["loss_orth"]
         if self.net.training and hasattr(self, "_acc"):
             self._acc = self._acc + torch.stack([t[k].detach() for k in _LOSS_TERMS])
             self._steps += 1
@@ -402,7 +466,7 @@ class Robult(TorchMethod):
         self.device, self.ctx = ctx.device, ctx
         self.train_split, self.val_split = train, val
         self.net = self.build(ctx.budget.width).to(ctx.device)
-        self._history = {}
+        self._history, self._overall = {}, {}
         n_diag = min(len(train), DIAGNOSTIC_SAMPLES)
         self._diag = train.subset(torch.arange(n_diag, device=train.mask.device))
         labelled = train.labeled
@@ -450,6 +514,10 @@ class Robult(TorchMethod):
 
     def on_epoch_end(self, epoch: int) -> None:
         means = (self._acc / max(self._steps, 1)).tolist()
+        sums = dict(zip(_LOSS_TERMS, self._acc.tolist(), strict=True))
+        for key in _OVERALL:
+            self._overall[key] = self._overall.get(key, 0.0) + sums[key]
+        self._overall["steps"] = self._overall.get("steps", 0) + self._steps
         row = dict(zip(_LOSS_TERMS, means, strict=True))
         row.update(self._diagnose())
         for k, v in row.items():
@@ -482,8 +550,8 @@ class Robult(TorchMethod):
         any_rows = d.mask.any(dim=1)
         mean_z = F.normalize((zn * keep).sum(dim=0), dim=1)
         out["cos_s_meanz"] = float((mean_z[any_rows] * s[any_rows]).sum(dim=1).mean()) if bool(any_rows.any()) else None
-        rec = reconstruction_loss(h, net.reconstruct(z, u, False), d.mask)
-        rec_no_u = reconstruction_loss(h, net.reconstruct(z, torch.zeros_like(u), False), d.mask)
+        rec = reconstruction_loss(h, net.decoders(torch.cat([z, u], dim=2)), d.mask)
+        rec_no_u = reconstruction_loss(h, net.decoders(torch.cat([z, torch.zeros_like(u)], dim=2)), d.mask)
         out["rec_gain_from_u"] = float(rec_no_u - rec)
         if per_dim:
             out["u_std_per_dim"] = per_dim_std
@@ -497,6 +565,22 @@ class Robult(TorchMethod):
         final["u_collapse_detected"] = bool(collapsed and max(collapsed) > 0.5)
         return final
 
+    def variant(self) -> dict[str, object]:
+        """Which variant ran: the hyperparameters that switch a part of the method (the record's spec holds all)."""
+        hp = self.hparams
+        out: dict[str, object] = {"head": hp.head, "contrastive": hp.contrastive, "bandwidth_rule": hp.bandwidth_rule,
+                                  "bandwidth_scale": hp.bandwidth_scale, "lambda_rec": hp.lambda_rec,
+                                  "detach_z_in_rec": hp.detach_z_in_rec, "modality_dropout": hp.modality_dropout}
+        if hp.head == "per_modality":
+            out["head_sharing"] = hp.head_sharing
+        else:
+            out["missing_redundant"] = hp.missing_redundant
+        if hp.bandwidth_rule == "quantile":
+            out["bandwidth_quantile"] = hp.bandwidth_quantile
+        if hp.modality_dropout:
+            out["modality_dropout_p"] = hp.modality_dropout_p
+        return out
+
     def extras(self) -> dict[str, object]:
         """Small, JSON-serialisable diagnostics (see the class docstring); kept under ~19 KB of JSON."""
 
@@ -509,8 +593,10 @@ class Robult(TorchMethod):
                 return {k: clean(x) for k, x in v.items()}
             return v
 
-        out = {"modalities": [m.name for m in self.info.modalities], **self._setup,
-               "per_epoch": clean(self._history), "final": clean(self._final)}
+        steps = self._overall.get("steps", 0)
+        overall = {f"{k}_overall": (self._overall[k] / steps if steps else None) for k in _OVERALL}
+        out = {"modalities": [m.name for m in self.info.modalities], "variant": self.variant(), **self._setup,
+               **clean(overall), "per_epoch": clean(self._history), "final": clean(self._final)}
         if len(json.dumps(out)) > EXTRAS_MAX_CHARS and isinstance(out["final"], dict):
             out["final"] = {k: v for k, v in out["final"].items() if k != "u_std_per_dim"}
         while len(json.dumps(out)) > EXTRAS_MAX_CHARS and out["per_epoch"]:
