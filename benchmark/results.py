@@ -90,7 +90,7 @@ class SuiteScope:
 
     def covers(self, rec: RunRecord) -> bool:
         s = rec.spec
-        return ((self.methods is None or s.method in self.methods)
+        return ((self.methods is None or s.row in self.methods)
                 and (self.datasets is None or rec.dataset in self.datasets)
                 and (self.seeds is None or s.seed in self.seeds)
                 and (self.training_conditions is None or s.train_condition in self.training_conditions)

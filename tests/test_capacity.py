@@ -81,7 +81,8 @@ def test_budget_width_is_within_tolerance_and_matches_a_real_fit(method: str, da
 VARIANTS = [
     ("mm_dro", {"head": "late", "aux_head": "mlp"}),
     ("mm_dro", {"dependence": "independent"}),
-    ("ef_dro", {"radius": "matched"}),
+    ("ef_dro", {"radius": "probe_budget"}),
+    ("ef_dro", {"network": "per_modality"}),
     ("robult", {"head_hidden": 64, "fusion_mask_input": False}),
     ("gmm_adaptive", {"unimodal_heads": "split"}),
     ("conformal_shapley", {"coalition_models": "masked_surrogate"}),
