@@ -31,9 +31,13 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = ECE
 
 
 def brier_score(proba: np.ndarray, y: np.ndarray) -> float:
-    """Multi-class Brier score: mean over samples of the squared distance to the one-hot label."""
+    """scikit-learn's ``brier_score_loss`` (``scale_by_half="auto"``): with two classes the binary Brier
+    score, the mean of (p(class 1) - 1[y = 1])^2, in [0, 1]; with more, Brier's original multiclass score,
+    the mean over samples of the squared distance to the one-hot label, in [0, 2]. By hand because it is
+    called for every test condition of every run; a test checks it equals scikit-learn's."""
     onehot = np.eye(proba.shape[1])[y]
-    return float(((proba - onehot) ** 2).sum(axis=1).mean())
+    total = ((proba - onehot) ** 2).sum(axis=1).mean()
+    return float(total / 2 if proba.shape[1] == 2 else total)
 
 
 def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
@@ -78,14 +82,15 @@ def macro_auroc(proba: np.ndarray, y: np.ndarray) -> float:
 
 
 def all_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Every metric of one prediction: accuracy, macro F1 (over all classes), NLL, ECE, Brier, balanced
-    accuracy (``balanced_accuracy``) and one-vs-rest macro AUROC (``macro_auroc``; NaN with one class in ``y``).
+    """Every metric of one prediction: accuracy, macro F1 (scikit-learn's default: over the classes present
+    in the labels or the predictions, so a class absent from both, as under label shift, is not scored 0),
+    NLL, ECE, Brier (``brier_score``), balanced accuracy (``balanced_accuracy``) and one-vs-rest macro
+    AUROC (``macro_auroc``; NaN with one class in ``y``).
     Balanced accuracy and AUROC do not reward predicting the majority class of an imbalanced dataset."""
-    n_classes = proba.shape[1]
     pred = proba.argmax(axis=1)
     return {
         "accuracy": float(accuracy_score(y, pred)),
-        "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(n_classes), zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
         "nll": float(-np.log(np.clip(proba[np.arange(len(y)), y], NLL_EPS, 1.0)).mean()),
         "ece": expected_calibration_error(proba, y),
         "brier": brier_score(proba, y),

@@ -4,4 +4,4 @@ computes (``python -m benchmark verify`` re-runs committed records and tells whe
 #: 0.1.0: the first engine; 0.2.0: run ids hash this version instead of the engine's sources, and records
 #: carry their provenance and resolved conditions (record version 2); 0.3.0: seed k draws split k, validation
 #: keeps only the labels its training condition keeps, balanced accuracy and AUROC recorded.
-ENGINE_VERSION = "0.3.0"
+ENGINE_VERSION = "0.4.0"

@@ -4,6 +4,7 @@ import math
 import warnings
 
 import numpy as np
+import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss, roc_auc_score
 
 from benchmark.metrics import all_metrics, brier_score, expected_calibration_error
@@ -32,8 +33,28 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfide
 
 def test_brier_score_known_values() -> None:
     assert np.isclose(brier_score(np.array([[1.0, 0.0]]), np.array([0])), 0.0)
-    assert np.isclose(brier_score(np.array([[0.0, 1.0]]), np.array([0])), 2.0)
-    assert np.isclose(brier_score(np.array([[0.5, 0.5]]), np.array([0])), 0.5)
+    assert np.isclose(brier_score(np.array([[0.0, 1.0]]), np.array([0])), 1.0)  # binary: in [0, 1]
+    assert np.isclose(brier_score(np.array([[0.5, 0.5]]), np.array([0])), 0.25)
+    assert np.isclose(brier_score(np.array([[0.0, 1.0, 0.0]]), np.array([0])), 2.0)  # multiclass: in [0, 2]
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_brier_score_is_scikit_learns(k: int) -> None:
+    from sklearn.metrics import brier_score_loss
+
+    rng = np.random.default_rng(k)
+    for n in (1, 5, 200):
+        p = rng.dirichlet(np.ones(k), size=n)
+        y = rng.integers(0, k, size=n)
+        assert np.isclose(brier_score(p, y), brier_score_loss(y, p, labels=np.arange(k)), rtol=1e-12, atol=1e-15)
+
+
+def test_macro_f1_leaves_out_classes_absent_from_labels_and_predictions() -> None:
+    """Under label shift a class can vanish from the test split; scoring it 0 halved macro-F1."""
+    p = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.8, 0.2, 0.0]])
+    y = np.array([0, 1, 0])
+    assert all_metrics(p, y)["macro_f1"] == 1.0
+    assert all_metrics(p, y)["macro_f1"] == f1_score(y, p.argmax(1), average="macro")
 
 
 def test_balanced_accuracy_and_auroc_agree_with_scikit_learn() -> None:
