@@ -14,7 +14,7 @@ import pandas as pd
 
 from benchmark.results import Results
 from benchmark.robustness import run_summaries
-from benchmark.statistics import mean_interval
+from benchmark.statistics import mean_intervals
 
 KEYS = ["dataset", "train_condition", "method"]
 
@@ -68,8 +68,12 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
         runs[f"clean_{metric}"] = _test_metric(table, metric)
     primary = results.primary_metrics()
     runs["primary_metric"] = runs["dataset"].map(primary)
-    runs["clean_primary"] = [row[f"clean_{m}"] for m, row in zip(runs["primary_metric"], runs.to_dict("records"),
-                                                                  strict=True)]
+    metric_of_run = runs["primary_metric"].to_numpy()
+    clean_primary = np.full(len(runs), math.nan)
+    for m in set(metric_of_run):
+        chosen = metric_of_run == m
+        clean_primary[chosen] = runs[f"clean_{m}"].to_numpy(float)[chosen]
+    runs["clean_primary"] = clean_primary
     missing = _family(table, "missing")
     runs["missing_mean_accuracy"] = missing["mean"]
     runs["missing_worst_accuracy"] = missing["worst"]
@@ -103,10 +107,24 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
     all_runs["ok"] = all_runs["status"] == "ok"
     counts = all_runs.groupby(KEYS, sort=True).agg(seeds_ok=("ok", "sum"), n=("ok", "size"), stale=("stale", "sum"))
     value_columns = [*COLUMNS, "clean_primary", *(c for c in runs.columns if c.startswith(("auc_", "er_")))]
-    arrays = {c: runs[c].to_numpy(float) for c in value_columns}
     positions = runs.groupby(KEYS, sort=True).indices
+    # Each column's mean and interval over the seeds of every group at once (bit for bit mean_interval's).
+    group_keys = list(positions)
+    codes = np.full(len(runs), -1, dtype=np.int64)
+    for i, key in enumerate(group_keys):
+        codes[positions[key]] = i
+    inside = codes >= 0
+    intervals = {c: mean_intervals(runs[c].to_numpy(float)[inside], codes[inside], len(group_keys))
+                 for c in value_columns}
+    finite_er = {c: np.bincount(codes[inside], weights=np.isfinite(runs[c].to_numpy(float)[inside]),
+                                minlength=len(group_keys)) > 0 for c in value_columns if c.startswith("er_")}
+    number = {key: i for i, key in enumerate(group_keys)}
+    worst_conditions = runs["worst_condition"].to_numpy()
+    sizes = {col: runs[col].to_numpy(float) for col in ("n_parameters", "train_flops")}
+    untrained = runs["kept_before_first_step"].to_numpy(float)
+    primary_metric = runs["primary_metric"].to_numpy()
     rows = []
-    for key, count in counts.iterrows():
+    for key, count in zip(counts.index, counts.to_dict("records"), strict=True):
         dataset, cond, method = key
         row: dict[str, object] = {"dataset": dataset, "train_condition": cond, "method": method,
                                   "seeds_ok": int(count["seeds_ok"]),
@@ -114,19 +132,20 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
                                   "seeds_stale": int(count["stale"])}
         idx = positions.get(key)
         if idx is not None:
+            g = number[key]
             for col in value_columns:
-                values = arrays[col][idx]
-                if col.startswith("er_") and not np.isfinite(values).any():
+                if col.startswith("er_") and not finite_er[col][g]:
                     continue
-                row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean_interval(values)
-            worst = [w for w in runs["worst_condition"].to_numpy()[idx] if isinstance(w, str) and w]
+                mean, lo, hi = intervals[col]
+                row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = float(mean[g]), float(lo[g]), float(hi[g])
+            worst = [w for w in worst_conditions[idx] if isinstance(w, str) and w]
             # The most frequent worst condition over seeds; ties go to the first in sorted order (deterministic).
             row["worst_condition"] = max(sorted(set(worst)), key=worst.count) if worst else ""
             for col in ("n_parameters", "train_flops"):
-                row[col] = float(np.mean(runs[col].to_numpy(float)[idx]))
-            row["primary_metric"] = runs["primary_metric"].to_numpy()[idx][0]
+                row[col] = float(np.mean(sizes[col][idx]))
+            row["primary_metric"] = primary_metric[idx][0]
             # Runs whose kept weights never took an optimisation step (untrained weights on the board).
-            row["seeds_kept_untrained"] = int(np.nansum(runs["kept_before_first_step"].to_numpy(float)[idx]))
+            row["seeds_kept_untrained"] = int(np.nansum(untrained[idx]))
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=[*KEYS, "seeds_ok", "seeds_failed", "seeds_stale"])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from benchmark.grouped import Grouped, sorted_codes
+
 
 def normalised_area(severity: np.ndarray, accuracy: np.ndarray) -> float:
     width = severity.max() - severity.min()
@@ -27,16 +29,21 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
     at once: each curve's points sorted by (severity, accuracy) with the clean point at 0, its normalised
     area, and the curves' mean per family."""
     acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
-    run = acc["run_id"].astype(str).to_numpy()
-    cond = acc["condition"].astype(str).to_numpy()
+    # Runs, conditions, families and curves as codes in their strings' sorted order: sorting and grouping
+    # by them is sorting and grouping by the strings, without a string per row.
+    run, run_ids = sorted_codes(acc["run_id"])
+    cond, conditions = sorted_codes(acc["condition"])
     value = acc["value"].to_numpy(float)
     severity = acc["severity"].to_numpy(float)
-    clean = pd.Series(value[cond == "clean"], index=run[cond == "clean"])
-    out = pd.DataFrame(index=pd.Index(sorted(set(run)), name="run_id"))
+    is_clean = conditions[cond] == "clean" if len(cond) else np.zeros(0, dtype=bool)
+    clean = pd.Series(value[is_clean], index=run[is_clean])
+    present = np.unique(run)
+    out = pd.DataFrame(index=pd.Index(run_ids[present].tolist(), name="run_id"))
     on_curve = np.isfinite(severity)
     if on_curve.any():
-        pts = pd.DataFrame({"run_id": run[on_curve], "family": acc["family"].astype(str).to_numpy()[on_curve],
-                            "curve": acc["curve"].astype(str).to_numpy()[on_curve],
+        family, families = sorted_codes(acc["family"])
+        curve_code = sorted_codes(acc["curve"])[0]
+        pts = pd.DataFrame({"run_id": run[on_curve], "family": family[on_curve], "curve": curve_code[on_curve],
                             "severity": severity[on_curve], "value": value[on_curve]})
         origin = pts.drop_duplicates(["run_id", "family", "curve"]).assign(severity=0.0)
         origin["value"] = clean.reindex(origin["run_id"]).to_numpy()
@@ -54,20 +61,23 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
         starts = np.flatnonzero(new_curve)
         stops = np.r_[starts[1:], len(s)]
         width = s[stops - 1] - s[starts]  # sorted by severity: last minus first
-        heights = [float(a[lo:hi].mean()) for lo, hi in zip(starts, stops, strict=True)]
+        heights = Grouped(curve, len(starts)).mean(a)
         norm = np.where(width > 0, area / np.where(width > 0, width, 1.0), heights)
         long_curves = np.flatnonzero(stops - starts > 9)
         for i in long_curves:  # np.trapezoid sums longer curves pairwise
             norm[i] = normalised_area(s[starts[i]:stops[i]], a[starts[i]:stops[i]])
+        # The mean of the curves' areas per (run, family), np.mean's over each group.
         run_family = keys[starts][:, :2]
         new_group = np.r_[True, (run_family[1:] != run_family[:-1]).any(axis=1)]
-        bounds = np.r_[np.flatnonzero(new_group), len(norm)]
-        auc = pd.Series({(run_family[lo, 0], run_family[lo, 1]): float(np.mean(norm[lo:hi]))
-                         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)}).unstack()
+        first = np.flatnonzero(new_group)
+        means = Grouped(np.cumsum(new_group) - 1, len(first)).mean(norm)
+        index = pd.MultiIndex.from_arrays([run_ids[run_family[first, 0]], families[run_family[first, 1]]])
+        auc = pd.Series(means, index=index).unstack()
         out = out.join(auc.rename(columns=lambda f: f"auc_{f}"))
-    shifted = pd.DataFrame({"run_id": run, "condition": cond, "value": value})[cond != "clean"]
+    shifted = pd.DataFrame({"run_id": run, "condition": cond, "value": value})[~is_clean]
     worst = shifted.sort_values(["run_id", "value", "condition"], kind="stable").drop_duplicates("run_id")
-    worst = worst.set_index("run_id")
+    worst = pd.DataFrame({"value": worst["value"].to_numpy(), "condition": conditions[worst["condition"].to_numpy()]},
+                         index=pd.Index(run_ids[worst["run_id"].to_numpy()], name="run_id"))
     out["worst_accuracy"] = worst["value"]
     out["worst_condition"] = worst["condition"]
     return out

@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from benchmark.grouped import Grouped
+
 ALPHA = 0.05
 
 
@@ -43,8 +45,10 @@ def long_table(table: pd.DataFrame, primary: dict[str, str] | None = None) -> pd
     parts = [clean[keys].assign(family="clean", accuracy=clean["value"].to_numpy())]
     others = acc[acc["family"] != "clean"]
     if len(others):
-        means = others.groupby([*keys, "family"], observed=True, sort=True)["value"].agg(
-            lambda v: float(np.mean(v.to_numpy())))
+        groups = others.groupby([*keys, "family"], observed=True, sort=True)
+        sizes = groups.size()  # np.mean over each group's conditions, in row order, all groups at once
+        means = pd.Series(Grouped(groups.ngroup().to_numpy(), len(sizes)).mean(others["value"].to_numpy(float)),
+                          index=sizes.index, name="value")
         parts.append(means.rename("accuracy").reset_index())
     out = pd.concat(parts, ignore_index=True)
     for col in ("dataset", "train_condition", "method", "family"):
@@ -90,33 +94,25 @@ def sem(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1) / np.sqrt(values.shape[0]))
 
 
-def _paired_block(ref: dict[Any, float], others: dict[str, dict[Any, float]]) -> dict[str, dict[str, float]]:
-    """Each method of ``others`` against ``ref``, paired over the seeds both have (method - ref): the mean
-    difference, a paired t-test, its t interval and d_z. The t-tests of methods with the same seeds
-    run as one ``scipy.stats.ttest_rel`` call over the rows of a matrix."""
-    out: dict[str, dict[str, float]] = {}
-    diffs: dict[str, np.ndarray] = {}
-    batches: dict[tuple, list[str]] = {}
-    for m, a in others.items():
-        common = tuple(s for s in a if s in ref)
-        d = np.array([a[s] - ref[s] for s in common], dtype=float)
-        out[m] = {"n_pairs": len(d), "mean_diff": float(d.mean()) if len(d) else math.nan}
-        if len(d) < 2 or np.allclose(d, d[0]):
-            # No spread: t is undefined. Identical methods (d == 0) are not different; a constant gap is.
-            out[m].update(p=1.0 if len(d) < 2 or d[0] == 0 else 0.0, d_z=math.nan, ci_low=out[m]["mean_diff"],
-                          ci_high=out[m]["mean_diff"])
-        else:
-            diffs[m] = d
-            batches.setdefault(common, []).append(m)
-    for common, methods in batches.items():
-        rows = np.array([[others[m][s] for s in common] for m in methods], dtype=float)
-        refs = np.array([[ref[s] for s in common]] * len(methods), dtype=float)
-        pvalues = np.atleast_1d(stats.ttest_rel(rows, refs, axis=1).pvalue)
-        for m, p in zip(methods, pvalues, strict=True):
-            d = diffs[m]
-            lo, hi = t_interval(1 - ALPHA, len(d) - 1, loc=d.mean(), scale=sem(d))
-            out[m].update(p=float(p), d_z=float(d.mean() / d.std(ddof=1)), ci_low=float(lo), ci_high=float(hi))
-    return out
+def mean_intervals(values: np.ndarray, codes: np.ndarray, n_groups: int,
+                   confidence: float = 1 - ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``mean_interval`` of every group at once: the elements with code g (in their order) are group g.
+    Returns the arrays of means, lows and highs, each value bit for bit ``mean_interval``'s."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    mean, lo, hi = (np.full(n_groups, math.nan) for _ in range(3))
+    for groups, m in Grouped(np.asarray(codes)[finite], n_groups).matrices(values[finite]):
+        mu = m.mean(axis=1)
+        mean[groups] = mu
+        n = m.shape[1]
+        if n < 2:
+            continue
+        scale = np.std(m, axis=1, ddof=1) / np.sqrt(n)
+        q_lo, q_hi = _t_quantiles(confidence, n - 1)
+        spread = m.std(axis=1) != 0
+        lo[groups] = np.where(spread, q_lo * scale + mu, mu)
+        hi[groups] = np.where(spread, q_hi * scale + mu, mu)
+    return mean, lo, hi
 
 
 def holm(pvalues: list[float]) -> np.ndarray:
@@ -127,42 +123,109 @@ def holm(pvalues: list[float]) -> np.ndarray:
     return multipletests(pvalues, alpha=ALPHA, method="holm")[1]
 
 
+GROUP = ["dataset", "train_condition", "family"]
+PAIRWISE_COLUMNS = ["dataset", "train_condition", "family", "method", "reference", "reference_method", "n_pairs",
+                    "mean_diff", "p", "d_z", "ci_low", "ci_high", "p_holm", "significant"]
+
+
+def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (group, method, seed) of ``table``: ``g`` (the group's number in sorted order),
+    ``method``, ``seed``, ``value`` (the last row's, as a dict filled row by row keeps it) and ``pos`` (the
+    first row's place), sorted by group, method and first place."""
+    g = table.groupby(GROUP, sort=True).ngroup().to_numpy(dtype=float)  # NaN: a key is missing (no group)
+    kept = np.isfinite(g)
+    cells = pd.DataFrame({"g": g[kept].astype(np.int64), "method": table["method"].to_numpy()[kept],
+                          "seed": table["seed"].to_numpy()[kept], "value": table["accuracy"].to_numpy(float)[kept],
+                          "pos": np.flatnonzero(kept)})
+    key = ["g", "method", "seed"]
+    first = cells.drop_duplicates(key, keep="first")
+    if len(first) < len(cells):
+        last = cells.drop_duplicates(key, keep="last")[[*key, "value"]]
+        first = first.drop(columns="value").merge(last, on=key, how="left")
+    return first.sort_values(["g", "method", "pos"], kind="stable").reset_index(drop=True)
+
+
 def pairwise_tests(table: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     """Each method against the best (highest mean) and against ``baseline``, per dataset, training
-    condition and family; p-values Holm-corrected within each (dataset, condition, family, reference)."""
-    rows = []
-    for (dataset, cond, fam), part in table.groupby(["dataset", "train_condition", "family"], sort=True):
-        by_method: dict[str, dict[Any, float]] = {}
-        for m, seed, acc in zip(part["method"], part["seed"], part["accuracy"], strict=True):
-            by_method.setdefault(m, {})[seed] = float(acc)
-        means = {m: float(np.sum(list(v.values())) / len(v)) for m, v in sorted(by_method.items())}
-        best = max(sorted(means), key=means.get)
-        for ref_kind, ref in (("best", best), ("baseline", baseline)):
-            if ref not in by_method:
-                continue
-            tests = _paired_block(by_method[ref], {m: v for m, v in sorted(by_method.items()) if m != ref})
-            block = [{"dataset": dataset, "train_condition": cond, "family": fam, "method": m,
-                      "reference": ref_kind, "reference_method": ref, **res} for m, res in tests.items()]
-            if block:
-                adjusted = holm([b["p"] for b in block])
-                for b, p_adj in zip(block, adjusted, strict=True):
-                    b["p_holm"] = float(p_adj)
-                    b["significant"] = bool(p_adj < ALPHA)
-                rows += block
-    return pd.DataFrame(rows)
+    condition and family, paired over the seeds both have (method - reference): the mean difference, a
+    paired t-test (scipy), its t interval and d_z; p-values Holm-corrected (statsmodels) within each
+    (dataset, condition, family, reference). Every pair of every block is computed at once: the pairs
+    with the same number of common seeds form one matrix, a row per pair (one ``ttest_rel`` call)."""
+    if table.empty:
+        return pd.DataFrame([])
+    cells = _cells(table)
+    keys = table.groupby(GROUP, sort=True).size().index
+    methods = cells.drop_duplicates(["g", "method"])  # its index: where each (group, method) starts in cells
+    sizes = np.diff(np.r_[methods.index, len(cells)])
+    sums = Grouped(np.repeat(np.arange(len(methods)), sizes), len(methods)).reduce(
+        cells["value"].to_numpy(), lambda m: m.sum(axis=1))
+    means = sums / sizes  # np.sum over the seeds in order, / their number
+    refs = []  # (group, reference kind: 0 best, 1 baseline, reference method)
+    group_of, names = methods["g"].to_numpy(), methods["method"].to_numpy()
+    for part in np.split(np.arange(len(methods)), np.flatnonzero(np.diff(group_of)) + 1):
+        # The first of the highest means in sorted order (max over the sorted methods, as Python's max).
+        best = max(part, key=lambda i: means[i])
+        refs.append((group_of[part[0]], 0, names[best]))
+        if baseline in set(names[part]):
+            refs.append((group_of[part[0]], 1, baseline))
+    refs_frame = pd.DataFrame(refs, columns=["g", "kind", "reference_method"])
+    pairs = methods[["g", "method"]].merge(refs_frame, on="g")
+    pairs = pairs[pairs["method"] != pairs["reference_method"]]
+    pairs = pairs.sort_values(["g", "kind", "method"], kind="stable").reset_index(drop=True)
+    pairs["pair"] = np.arange(len(pairs))
+    ref_cells = cells[["g", "method", "seed", "value"]].rename(columns={"method": "reference_method",
+                                                                       "value": "ref_value"})
+    common = pairs.merge(cells, on=["g", "method"]).merge(ref_cells, on=["g", "reference_method", "seed"])
+    common = common.sort_values(["pair", "pos"], kind="stable")
+    grouped = Grouped(common["pair"].to_numpy(), len(pairs))
+    n_pairs = grouped.sizes
+    mean_diff, p, d_z, ci_low, ci_high = (np.full(len(pairs), math.nan) for _ in range(5))
+    p[:] = 1.0  # fewer than two pairs
+    a, b = common["value"].to_numpy(), common["ref_value"].to_numpy()
+    for (rows, ma), (_, mb) in zip(grouped.matrices(a), grouped.matrices(b), strict=True):
+        d = ma - mb
+        mean_diff[rows] = ci_low[rows] = ci_high[rows] = d.mean(axis=1)
+        n = d.shape[1]
+        if n < 2:
+            continue
+        # No spread: t is undefined. Identical methods (d == 0) are not different; a constant gap is.
+        flat = np.isclose(d, d[:, :1]).all(axis=1)
+        p[rows[flat]] = np.where(d[flat, 0] == 0, 1.0, 0.0)
+        spread = rows[~flat]
+        if len(spread):
+            ds = d[~flat]
+            p[spread] = np.atleast_1d(stats.ttest_rel(ma[~flat], mb[~flat], axis=1).pvalue)
+            mu = ds.mean(axis=1)
+            q_lo, q_hi = _t_quantiles(1 - ALPHA, n - 1)
+            scale = np.std(ds, axis=1, ddof=1) / np.sqrt(n)
+            ci_low[spread], ci_high[spread] = q_lo * scale + mu, q_hi * scale + mu
+            d_z[spread] = mu / ds.std(axis=1, ddof=1)
+    if not len(pairs):
+        return pd.DataFrame([])
+    p_holm = np.empty(len(pairs))
+    block = pairs["g"].to_numpy() * 2 + pairs["kind"].to_numpy()
+    bounds = np.r_[0, np.flatnonzero(np.diff(block)) + 1, len(block)]
+    for lo_, hi_ in zip(bounds[:-1], bounds[1:], strict=True):
+        p_holm[lo_:hi_] = holm(list(p[lo_:hi_]))
+    g = pairs["g"].to_numpy()
+    out = pd.DataFrame({
+        "dataset": keys.get_level_values(0).to_numpy()[g], "train_condition": keys.get_level_values(1).to_numpy()[g],
+        "family": keys.get_level_values(2).to_numpy()[g], "method": pairs["method"].to_numpy(),
+        "reference": np.where(pairs["kind"].to_numpy() == 0, "best", "baseline"),
+        "reference_method": pairs["reference_method"].to_numpy(), "n_pairs": n_pairs.astype(np.int64),
+        "mean_diff": mean_diff, "p": p, "d_z": d_z, "ci_low": ci_low, "ci_high": ci_high, "p_holm": p_holm,
+        "significant": p_holm < ALPHA})
+    return out[PAIRWISE_COLUMNS]
 
 
 def not_worse_than_best(pairwise: pd.DataFrame, table: pd.DataFrame) -> set[tuple[str, str, str, str]]:
-    """(dataset, condition, family, method) for the best method and every method whose gap to it is not
-    significant after Holm's correction."""
-    keep = set()
-    for (dataset, cond, fam), part in table.groupby(["dataset", "train_condition", "family"]):
-        means = part.groupby("method")["accuracy"].mean()
-        keep.add((dataset, cond, fam, means.idxmax()))
+    """(dataset, condition, family, method) for the best method (highest mean, pandas' mean) and every
+    method whose gap to it is not significant after Holm's correction."""
+    means = table.groupby([*GROUP, "method"])["accuracy"].mean()
+    keep = {(*key, best[3]) for key, best in means.groupby(level=[0, 1, 2]).idxmax().items()}
     if not pairwise.empty:
-        for _, r in pairwise[pairwise["reference"] == "best"].iterrows():
-            if not r["significant"]:
-                keep.add((r["dataset"], r["train_condition"], r["family"], r["method"]))
+        best = pairwise[(pairwise["reference"] == "best") & ~pairwise["significant"].astype(bool)]
+        keep |= set(zip(best["dataset"], best["train_condition"], best["family"], best["method"], strict=True))
     return keep
 
 
