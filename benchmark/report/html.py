@@ -16,8 +16,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from benchmark.leaderboard import COLUMNS
+from benchmark.report.markdown import records
 from benchmark.results import Results
-from benchmark.statistics import mean_interval
+from benchmark.statistics import mean_intervals
 
 HERE = Path(__file__).parent
 
@@ -44,26 +45,36 @@ def _slug(dataset: str, cond: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
+def _family_rows(long: pd.DataFrame, marks: set) -> dict[tuple[str, str], dict[str, list[list[Cell]]]]:
+    """Per (dataset, training condition), per family: a row per method with its mean accuracy, interval
+    and number of seeds (every group's interval computed at once)."""
+    groups = long.groupby(["dataset", "train_condition", "family", "method"], sort=True)
+    sizes = groups.size()
+    codes = groups.ngroup().to_numpy(dtype=float)
+    kept = np.isfinite(codes)
+    mean, lo, hi = mean_intervals(long["accuracy"].to_numpy(float)[kept], codes[kept].astype(np.int64), len(sizes))
+    out: dict[tuple[str, str], dict[str, list[list[Cell]]]] = {}
+    for i, ((d, c, fam, method), n) in enumerate(sizes.items()):
+        out.setdefault((d, c), {}).setdefault(fam, []).append(
+            [Cell(method, method), number_cell(mean[i], lo[i], hi[i], 100, (d, c, fam, method) in marks),
+             Cell(str(n), str(n))])
+    return out
+
+
 def _sections(table: pd.DataFrame, long: pd.DataFrame, marks: set) -> list[dict]:
-    families = {key: g["accuracy"].to_numpy(float)
-                for key, g in long.groupby(["dataset", "train_condition", "family", "method"], sort=True)}
+    families = _family_rows(long, marks)
+    rows_of_table = records(table)
     sections = []
-    for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
+    for (dataset, cond), positions in table.groupby(["dataset", "train_condition"], sort=True).indices.items():
         slug = _slug(dataset, cond)
         rows = [[Cell(r["method"], r["method"]),
                  *(number_cell(r[c], r[f"{c}_ci_low"], r[f"{c}_ci_high"], col.scale,
                                c == f"clean_{r.get('primary_metric', 'accuracy')}"
                                and (dataset, cond, "clean", r["method"]) in marks)
-                   for c, col in COLUMNS.items())] for r in part.to_dict("records")]
+                   for c, col in COLUMNS.items())] for r in (rows_of_table[i] for i in positions)]
         tables = [{"caption": "Overview", "id": f"overview-{slug}", "rows": rows,
                    "header": ["method", *(col.header for col in COLUMNS.values())]}]
-        by_family: dict[str, list[list[Cell]]] = {}
-        for (d, c, fam, method), v in families.items():
-            if (d, c) == (dataset, cond):
-                by_family.setdefault(fam, []).append(
-                    [Cell(method, method), number_cell(*mean_interval(v), 100, (d, c, fam, method) in marks),
-                     Cell(str(len(v)), str(len(v)))])
-        for fam, frows in by_family.items():
+        for fam, frows in families.get((dataset, cond), {}).items():
             tables.append({"caption": f"{fam}: mean accuracy over the family's conditions (%)", "id": f"{fam}-{slug}",
                            "header": ["method", "accuracy (%)", "seeds"], "rows": frows})
         sections.append({"dataset": dataset, "condition": cond, "tables": tables})

@@ -3,7 +3,7 @@ training condition with every column's interval, the robustness areas and the fa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
 
-def cell(row: pd.Series, col: str, scale: float) -> str:
+def cell(row: Mapping, col: str, scale: float) -> str:
     """``mean ± half-width``; a dash where there is no value."""
     mean, lo, hi = row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"]
     if not np.isfinite(mean):
@@ -45,15 +45,22 @@ def cell(row: pd.Series, col: str, scale: float) -> str:
     return text
 
 
-def _seeds(r: pd.Series) -> str:
+def _seeds(r: Mapping) -> str:
     return (f"{r['seeds_ok']}" + (f" (+{r['seeds_failed']} failed)" if r["seeds_failed"] else "")
             + (f" ({r['seeds_stale']} stale)" if r.get("seeds_stale", 0) else ""))
 
 
-def _rows(part: pd.DataFrame, columns: list[tuple[str, float]], extra: list[Callable[[pd.Series], str]],
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts of Python values, as ``to_dict("records")`` gives them, a column at a
+    time (``to_dict`` indexes every column once per call, slow on the leaderboard's hundred columns)."""
+    columns = [frame[c].tolist() for c in frame.columns]
+    return [dict(zip(frame.columns, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _rows(part: list[dict[str, Any]], columns: list[tuple[str, float]], extra: list[Callable[[Mapping], str]],
           marks: set, dataset: str, cond: str) -> list[list[str]]:
     out = []
-    for _, row in part.iterrows():
+    for row in part:
         cells = [row["method"]]
         for c, scale in columns:
             if c not in row:
@@ -152,13 +159,16 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
     out += summary_markdown(table, marks) + [SUMMARY_END, ""]
     families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
+    table = table.reset_index(drop=True)  # labels = places in all_rows
+    all_rows = records(table)
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
         if "clean_primary" in part:  # absent when every run of the suite failed
             part = part.sort_values("clean_primary", ascending=False, na_position="last")
+        rows = [all_rows[i] for i in part.index]
         out += [f"## {dataset} (training: {cond})", ""]
         main = [(c, col.scale) for c, col in COLUMNS.items()]
         header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]
-        out += md_table(header, _rows(part, main, [lambda r: f"`{r['worst_condition']}`", _seeds], marks, dataset,
+        out += md_table(header, _rows(rows, main, [lambda r: f"`{r['worst_condition']}`", _seeds], marks, dataset,
                                       cond)) + [""]
         fams = [f for f in families if part.get(f"auc_{f}", pd.Series(dtype=float)).notna().any()]
         if fams:
@@ -167,7 +177,7 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
                     "(points of accuracy kept beyond the baseline's, after equalising clean accuracy).", ""]
             cols = [(f"auc_{f}", 100.0) for f in fams] + [(f"er_{f}", 100.0) for f in fams]
             header = ["method", *(f"AUC {f}" for f in fams), *(f"ER {f}" for f in fams)]
-            out += md_table(header, _rows(part, cols, [], marks, dataset, cond)) + [""]
+            out += md_table(header, _rows(rows, cols, [], marks, dataset, cond)) + [""]
     if failed:
         out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]
     return "\n".join(out)
