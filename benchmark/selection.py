@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from benchmark.grouped import Grouped
 from benchmark.results import Results
 
 GROUP = ["method", "dataset", "train_condition"]
@@ -102,10 +103,19 @@ def tuning_spread(results: Results) -> dict[tuple[str, str, str], tuple[int, flo
     table = results.table
     clean = table[(table["split"] == "test") & (table["condition"] == "clean") & (table["metric"] == "accuracy")]
     runs["clean"] = runs["run_id"].map(clean.set_index("run_id")["value"]).astype(float)
-    out = {}
-    for key, part in runs.groupby(GROUP, sort=True):
-        draws = part.groupby("draw", sort=False)
-        means = [float(np.mean(g.loc[g["status"] == "ok", "clean"].to_numpy(float)))
-                 for _, g in draws if (g["status"] == "ok").any()]
-        out[tuple(key)] = (draws.ngroups, float(np.std(means)) if len(means) > 1 else 0.0)
-    return out
+    # Every group's draws at once: draws numbered in order of first appearance (as groupby(sort=False)
+    # visits them), each draw's np.mean over its finished runs, then np.std over those means in that order.
+    groups = runs.groupby(GROUP, sort=True)
+    keys = groups.size().index
+    group = groups.ngroup().to_numpy()
+    draw = runs.groupby([*GROUP, "draw"], sort=False).ngroup().to_numpy()
+    n_draws = draw.max() + 1 if len(draw) else 0
+    group_of_draw = np.zeros(n_draws, dtype=np.int64)
+    group_of_draw[draw] = group
+    ok = (runs["status"] == "ok").to_numpy()
+    means = Grouped(draw[ok], n_draws).mean(runs["clean"].to_numpy(float)[ok])
+    finished = np.bincount(draw[ok], minlength=n_draws) > 0
+    spread = Grouped(group_of_draw[finished], len(keys)).reduce(means[finished], lambda m: m.std(axis=1))
+    counts = np.bincount(group_of_draw, minlength=len(keys))
+    kept = np.bincount(group_of_draw[finished], minlength=len(keys))
+    return {tuple(key): (int(counts[i]), float(spread[i]) if kept[i] > 1 else 0.0) for i, key in enumerate(keys)}
