@@ -123,14 +123,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _rebuild(name: str, results: Path | None) -> None:
-    """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import)."""
+    """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import).
+    The record files are decoded by a second process while this one imports pandas, scipy and the report
+    code (benchmark.prefetch)."""
     from benchmark.paths import REPO_ROOT
-    from benchmark.report import write_reports
-    from benchmark.results import load, suite_scope
+    from benchmark.prefetch import RecordPrefetch
+    from benchmark.scope import suite_scope
 
     scope = suite_scope(name, results)
     out = scope.results_dir
-    loaded = load(out, scope)
+    prefetch = RecordPrefetch(out)
+    try:
+        from benchmark.report import write_reports
+        from benchmark.results import load
+
+        loaded = load(out, scope, prefetch)
+    finally:
+        prefetch.close()
     figures = FIGURES_DIR if out.resolve() == (REPO_ROOT / "results").resolve() else out / "figures"
     write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, figures)
     print(f"leaderboard of {len(loaded.records)} record(s) ({len(loaded.stale)} stale, {len(loaded.failed)} failed) "
@@ -141,7 +150,6 @@ def _rebuild(name: str, results: Path | None) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.paths import REPO_ROOT
-    from benchmark.report.readme import update_readme
 
     if args.record:
         from benchmark.provenance import record_leaderboard
@@ -153,13 +161,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     _rebuild(args.suite, args.results)
     if args.update_readme:
+        from benchmark.report.readme import update_readme
+
         update_readme(REPO_ROOT / "README.md", _scope(args.suite, args.results).results_dir / "leaderboard.md")
         print("README.md: leaderboard block replaced", file=sys.stderr)
     return 0
 
 
 def _scope(name: str, results: Path | None = None):
-    from benchmark.results import suite_scope
+    from benchmark.scope import suite_scope
 
     return suite_scope(name, results)
 

@@ -18,21 +18,23 @@ consumer groups by computed here, once:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
 import math
 import operator
-import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.paths import REPO_ROOT
-from benchmark.records import RecordError, RunRecord, SourceHashes, dataset_label, load_record
-from benchmark.suite_files import suite_file
+from benchmark.prefetch import RecordPrefetch, record_files
+from benchmark.records import RecordError, RunRecord, SourceHashes, load_record, parse_record
+from benchmark.scope import SuiteScope, suite_scope
 
 #: Per-condition metrics a record holds (the runner computes them; see benchmark.metrics). Records made
 #: before balanced accuracy and AUROC were recorded lack those two.
@@ -69,65 +71,6 @@ def _run_quantities(rec: RunRecord) -> dict[str, float]:
         "n_val_labeled": b.get("n_val_labeled"),
     }
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
-
-
-@dataclass(frozen=True)
-class SuiteScope:
-    """What of a results folder belongs to a suite, read from its TOML file alone (no registry, no torch):
-    methods (None = all), dataset labels (None = all), seeds, training conditions, the budget keys it
-    sets and the number of hyperparameter draws."""
-
-    name: str
-    results_dir: Path
-    methods: frozenset[str] | None = None
-    datasets: frozenset[str] | None = None
-    seeds: frozenset[int] | None = None
-    training_conditions: frozenset[str] | None = None
-    budget: dict[str, Any] = field(default_factory=dict)
-    hparam_draws: int | None = None  # None: every draw
-    baseline: str | None = "late_fusion"
-    selection_rule: str = "clean_val"
-
-    def covers(self, rec: RunRecord) -> bool:
-        s = rec.spec
-        return ((self.methods is None or s.row in self.methods)
-                and (self.datasets is None or rec.dataset in self.datasets)
-                and (self.seeds is None or s.seed in self.seeds)
-                and (self.training_conditions is None or s.train_condition in self.training_conditions)
-                and all(s.budget.get(k) == v for k, v in self.budget.items())
-                and (self.hparam_draws is None or s.draw < self.hparam_draws))
-
-    @classmethod
-    def of_folder(cls, folder: Path) -> SuiteScope:
-        """Everything in a folder (no suite named)."""
-        return cls(name=folder.name, results_dir=folder)
-
-
-def suite_scope(name_or_path: str, results: Path | None = None) -> SuiteScope:
-    """The scope of a suite file (``benchmark/suites/NAME.toml`` or a path)."""
-    path = suite_file(name_or_path)
-    raw = tomllib.loads(path.read_text())
-    params = raw.get("dataset_params", {})
-    datasets = raw.get("datasets", "all")
-    labels = None
-    if datasets != "all":
-        labels = frozenset(
-            dataset_label({"dataset": e["name"], "dataset_params": {k: v for k, v in e.items() if k != "name"}})
-            if isinstance(e, dict) else dataset_label({"dataset": e, "dataset_params": params.get(e, {})})
-            for e in datasets)
-    methods = raw.get("methods", "all")
-    listed = methods if isinstance(methods, list) else []
-    variants = [str(v.get("label")) for v in [*raw.get("variants", []), *listed] if isinstance(v, dict)]
-    name = raw.get("name", path.stem)
-    folder = results or REPO_ROOT / (raw.get("results") or f"results/{name}")
-    return SuiteScope(
-        name=name, results_dir=folder,
-        methods=None if methods == "all" else frozenset([*(m for m in methods if isinstance(m, str)), *variants]),
-        datasets=labels,
-        seeds=frozenset(int(s) for s in raw.get("seeds", [0])),
-        training_conditions=frozenset(raw.get("training_conditions", ["standard"])),
-        budget=dict(raw.get("budget", {})), hparam_draws=int(raw.get("hparam_draws", 1)),
-        baseline=raw.get("robustness_baseline", "late_fusion"), selection_rule=raw.get("selection_rule", "clean_val"))
 
 
 @dataclass
@@ -179,38 +122,59 @@ class Results:
         return out
 
 
-def read_folder(folder: Path) -> tuple[list[RunRecord], list[RecordError]]:
-    """Every ``runs/*.json`` of ``folder`` (the quarantine is not read), validated."""
+def read_folder(folder: Path, prefetch: RecordPrefetch | None = None) -> tuple[list[RunRecord], list[RecordError]]:
+    """Every ``runs/*.json`` of ``folder`` (the quarantine is not read), validated; the files a
+    ``prefetch`` decoded already are validated from its decoded data, the others read here."""
+    decoded = prefetch.bodies() if prefetch is not None else {}
     records, problems = [], []
-    for path in sorted((folder / "runs").glob("*.json")):
+    for path in record_files(folder):
         try:
-            records.append(load_record(path))
+            body = decoded.get(str(path), _MISSING)
+            records.append(load_record(path) if body is _MISSING else parse_record(body, path))
         except RecordError as exc:
             problems.append(exc)
     return records, problems
+
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading records makes millions of containers and no cycles: pausing the cycle collector while they
+    are read and tabled saves the collections their allocation would trigger, which find nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _identity(rec: RunRecord) -> tuple:
     return rec.method, rec.dataset, rec.spec.train_condition, rec.spec.seed, rec.spec.draw
 
 
-def load(folder: Path, scope: SuiteScope | None = None) -> Results:
+def load(folder: Path, scope: SuiteScope | None = None, prefetch: RecordPrefetch | None = None) -> Results:
     """The results of ``folder`` within ``scope``. A run recorded twice (older and newer code) counts
-    once: the fresh record wins, else the first in file order; the other is left out and counted."""
-    scope = scope or SuiteScope.of_folder(folder)
-    records, problems = read_folder(folder)
-    inside = [r for r in records if scope.covers(r)]
-    hashes = SourceHashes()
-    stale_all = {r.run_id: reason for r in inside if (reason := r.stale_reason(hashes))}
-    chosen: dict[tuple, RunRecord] = {}
-    for r in inside:
-        key = _identity(r)
-        if key not in chosen or (chosen[key].run_id in stale_all and r.run_id not in stale_all):
-            chosen[key] = r
-    kept = sorted(chosen.values(), key=_identity)
-    stale = {r.run_id: stale_all[r.run_id] for r in kept if r.run_id in stale_all}
-    return Results(scope, kept, stale, problems, len(records) - len(inside), tidy(kept, stale),
-                   superseded=len(inside) - len(kept))
+    once: the fresh record wins, else the first in file order; the other is left out and counted.
+    ``prefetch``: the folder's files, decoded already by a ``benchmark.prefetch.RecordPrefetch``."""
+    with _collector_paused():
+        scope = scope or SuiteScope.of_folder(folder)
+        records, problems = read_folder(folder, prefetch)
+        inside = [r for r in records if scope.covers(r)]
+        hashes = SourceHashes()
+        stale_all = {r.run_id: reason for r in inside if (reason := r.stale_reason(hashes))}
+        chosen: dict[tuple, RunRecord] = {}
+        for r in inside:
+            key = _identity(r)
+            if key not in chosen or (chosen[key].run_id in stale_all and r.run_id not in stale_all):
+                chosen[key] = r
+        kept = sorted(chosen.values(), key=_identity)
+        stale = {r.run_id: stale_all[r.run_id] for r in kept if r.run_id in stale_all}
+        return Results(scope, kept, stale, problems, len(records) - len(inside), tidy(kept, stale),
+                       superseded=len(inside) - len(kept))
 
 
 def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:

@@ -3,6 +3,12 @@ README block, each in its own module, all from ``benchmark.results`` (never torc
 
 ``write_reports`` writes every output of a suite's folder; the modules can be used one by one."""
 
-from benchmark.report.write import write_reports
-
 __all__ = ["write_reports"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562: the report modules are imported on first use only
+    if name == "write_reports":
+        from benchmark.report.write import write_reports
+
+        return write_reports
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
