@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -133,6 +134,7 @@ def _rebuild(name: str, results: Path | None) -> None:
     scope = suite_scope(name, results)
     out = scope.results_dir
     prefetch = RecordPrefetch(out)
+    gc.disable()  # millions of containers and no cycles until the records are read and tabled
     try:
         from benchmark.report import write_reports
         from benchmark.results import load
@@ -140,6 +142,8 @@ def _rebuild(name: str, results: Path | None) -> None:
         loaded = load(out, scope, prefetch)
     finally:
         prefetch.close()
+        gc.freeze()  # what is alive now lives until the process ends: later collections skip it
+        gc.enable()
     figures = FIGURES_DIR if out.resolve() == (REPO_ROOT / "results").resolve() else out / "figures"
     write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, figures)
     print(f"leaderboard of {len(loaded.records)} record(s) ({len(loaded.stale)} stale, {len(loaded.failed)} failed) "

@@ -177,16 +177,24 @@ def load(folder: Path, scope: SuiteScope | None = None, prefetch: RecordPrefetch
                        superseded=len(inside) - len(kept))
 
 
+def _run_columns(records: list[RunRecord], stale: dict[str, str]) -> dict[str, list[Any]]:
+    """The run keys of ``records``, a list per column (``RUN_KEYS``)."""
+    return {"run_id": [r.run_id for r in records], "method": [r.method for r in records],
+            "base_method": [r.spec.method for r in records],
+            "overrides": [json.dumps(r.spec.hparams, sort_keys=True) for r in records],
+            "dataset": [r.dataset for r in records], "dataset_name": [r.spec.dataset for r in records],
+            "train_condition": [r.spec.train_condition for r in records], "seed": [r.spec.seed for r in records],
+            "draw": [r.spec.draw for r in records], "status": [r.status for r in records],
+            "stale": [r.run_id in stale for r in records]}
+
+
 def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:
     stale = stale or {}
-    rows = [{"run_id": r.run_id, "method": r.method, "base_method": r.spec.method,
-             "overrides": json.dumps(r.spec.hparams, sort_keys=True), "dataset": r.dataset,
-             "dataset_name": r.spec.dataset, "train_condition": r.spec.train_condition, "seed": r.spec.seed,
-             "draw": r.spec.draw, "status": r.status, "stale": r.run_id in stale,
-             "stale_reason": stale.get(r.run_id, ""), "path": str(r.path),
-             "error": f"{r.error.get('type', '')}: {r.error.get('message', '')}" if not r.ok else ""}
-            for r in records]
-    return pd.DataFrame(rows, columns=[*RUN_KEYS, "stale_reason", "path", "error"])
+    columns: dict[str, list[Any]] = {
+        **_run_columns(records, stale), "stale_reason": [stale.get(r.run_id, "") for r in records],
+        "path": [str(r.path) for r in records],
+        "error": [f"{r.error.get('type', '')}: {r.error.get('message', '')}" if not r.ok else "" for r in records]}
+    return pd.DataFrame(columns, columns=[*RUN_KEYS, "stale_reason", "path", "error"])
 
 
 def _categorical(values: list[Any], codes: np.ndarray) -> pd.Categorical:
@@ -202,12 +210,12 @@ def tidy(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.Da
     """The tidy table of ``records`` (failed runs contribute no rows: they have no metrics). Per-row
     values are gathered as codes into the run list and the condition list, then expanded once."""
     ok = [r for r in records if r.ok]
-    runs = run_frame(ok, stale)
     conditions: dict[tuple[str, str, int], int] = {}  # (split, key, place in the grid) -> code
     attrs: list[tuple[str, str, int, dict[str, Any]]] = []
-    run_codes: list[np.ndarray] = []
+    rows_per_run: list[int] = []
     cond_codes: list[int] = []
-    metric_names: list[str] = []
+    metric_codes: list[int] = []
+    metric_names: dict[str, int] = {}  # run quantities, numbered after the condition metrics
     values: list[float] = []
 
     def code(split: str, key: str, index: int, cond: dict[str, Any]) -> int:
@@ -218,21 +226,28 @@ def tidy(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.Da
         return c
 
     n_metrics = len(CONDITION_METRICS)
-    metric_codes: list[int] = []
+    # A grid of test conditions (the keys of a run, in order) -> its condition codes, one per metric:
+    # runs of a suite share a few grids, so codes are looked up once per grid.
+    grid_codes: dict[tuple[str, ...], list[int]] = {}
+    grid_metrics: dict[int, list[int]] = {}
 
     def _add_metrics(c: int, m: dict[str, Any]) -> None:
         present = [j for j, name in enumerate(CONDITION_METRICS) if name in m]
         cond_codes.extend([c] * len(present))
         metric_codes.extend(present)
         values.extend(m[CONDITION_METRICS[j]] for j in present)
-    for i, rec in enumerate(ok):
+    for rec in ok:
         start = len(values)
         keys, metrics = rec.spec.test_conditions, rec.metrics
         try:  # every condition with every metric: one C-level gather per run
             values += itertools.chain.from_iterable(map(_ALL_METRICS, map(metrics.__getitem__, keys)))
-            cond_codes += np.repeat([code("test", k, ci, rec.conditions[k]) for ci, k in enumerate(keys)],
-                                    n_metrics).tolist()
-            metric_codes += list(range(n_metrics)) * len(keys)
+            if keys not in grid_codes:
+                grid_codes[keys] = np.repeat([code("test", k, ci, rec.conditions[k]) for ci, k in enumerate(keys)],
+                                             n_metrics).tolist()
+            cond_codes += grid_codes[keys]
+            if len(keys) not in grid_metrics:
+                grid_metrics[len(keys)] = list(range(n_metrics)) * len(keys)
+            metric_codes += grid_metrics[len(keys)]
         except KeyError:
             del values[start:]
             del cond_codes[start:]
@@ -244,17 +259,13 @@ def tidy(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.Da
         c = code("run", "", -1, {})
         for name, v in _run_quantities(rec).items():
             cond_codes.append(c)
-            metric_codes.append(len(metric_names) + n_metrics if name not in metric_names
-                                else metric_names.index(name) + n_metrics)
-            if name not in metric_names:
-                metric_names.append(name)
+            metric_codes.append(metric_names.setdefault(name, len(metric_names)) + n_metrics)
             values.append(v)
-        run_codes.append(np.full(len(values) - start, i, dtype=np.int64))
-    rows = np.concatenate(run_codes) if run_codes else np.zeros(0, dtype=np.int64)
+        rows_per_run.append(len(values) - start)
+    rows = np.repeat(np.arange(len(ok), dtype=np.int64), rows_per_run)
     cc = np.asarray(cond_codes, dtype=np.int64)
     columns: dict[str, Any] = {}
-    for col in RUN_KEYS:
-        series = runs[col].tolist()
+    for col, series in _run_columns(ok, stale or {}).items():
         if col in ("seed", "draw"):
             columns[col] = np.asarray(series, dtype=np.int64)[rows]
         elif col == "stale":

@@ -321,8 +321,8 @@ def spread_tests(table: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     conditions different from the baseline's? Brown-Forsythe (median-centred Levene), Holm-corrected
     across methods."""
     acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
-    values = {key: part["value"].to_numpy(float)
-              for key, part in acc.groupby(["dataset", "method"], observed=True, sort=True)}
+    value = acc["value"].to_numpy(float)
+    values = {key: value[rows] for key, rows in acc.groupby(["dataset", "method"], observed=True).indices.items()}
     rows = []
     for dataset in sorted({d for d, _ in values}):
         if (dataset, baseline) not in values:

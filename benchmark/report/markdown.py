@@ -53,8 +53,9 @@ def _seeds(r: Mapping) -> str:
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows of ``frame`` as dicts of Python values, as ``to_dict("records")`` gives them, a column at a
     time (``to_dict`` indexes every column once per call, slow on the leaderboard's hundred columns)."""
-    columns = [frame[c].tolist() for c in frame.columns]
-    return [dict(zip(frame.columns, values, strict=True)) for values in zip(*columns, strict=True)]
+    names = list(frame.columns)
+    columns = [frame[c].tolist() for c in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _rows(part: list[dict[str, Any]], columns: list[tuple[str, float]], extra: list[Callable[[Mapping], str]],
@@ -170,7 +171,7 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
         header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]
         out += md_table(header, _rows(rows, main, [lambda r: f"`{r['worst_condition']}`", _seeds], marks, dataset,
                                       cond)) + [""]
-        fams = [f for f in families if part.get(f"auc_{f}", pd.Series(dtype=float)).notna().any()]
+        fams = [f for f in families if f"auc_{f}" in part and part[f"auc_{f}"].notna().any()]
         if fams:
             out += [f"Robustness on {dataset}: relative robustness (area under accuracy vs severity, clean at 0, "
                     f"normalised by the grid's width, %) and effective robustness against `{baseline}` "

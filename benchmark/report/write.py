@@ -57,10 +57,10 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
     ``python -m benchmark claims``). With several draws, an oracle-selected table (test data) is written
     apart."""
     selected, chosen = select(results, rule)
+    long = long_table(selected.table, selected.primary_metrics())
+    mixed = Background(mixed_model, long, baseline) if baseline else None  # started first: the longest part
     spread = tuning_spread(results)
     table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
-    long = long_table(selected.table, selected.primary_metrics())
-    mixed = Background(mixed_model, long, baseline) if baseline else None
     pairwise = pairwise_tests(long, baseline)
     marks = not_worse_than_best(pairwise, long)
     if not table.empty:
@@ -79,8 +79,9 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
         md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
         md += "\n" + "\n".join(rank_shift_markdown(results, table, baseline, rule))
     (out_dir / "leaderboard.md").write_text(md)
-    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result() if mixed else None)
     if not table.empty:
         (out_dir / "leaderboard.html").write_text(render(table, long, marks, selected, suite, rule, out_dir,
                                                          figures_dir))
+    # The statistics page last: it waits for the mixed model, fitted meanwhile in the background.
+    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result() if mixed else None)
     return table
