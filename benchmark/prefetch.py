@@ -1,27 +1,27 @@
-"""Record files decoded in a second process while this one imports what a rebuild needs.
+"""Record files read and validated in a second process while this one imports what a rebuild needs.
 
-A cold rebuild of the full leaderboard spends about a second decoding its record files' JSON and about a
-second importing pandas, scipy and the report code, one after the other. ``RecordPrefetch(folder)``, made
-before those imports, forks a reader that decodes every ``runs/*.json`` of the folder on the machine's
-other core and hands the decoded files back as one marshal string (plain dicts, lists, strings and
-numbers; several times faster to load than JSON); ``bodies()`` returns them once the imports are done.
-Nothing is cached between processes: every rebuild reads and decodes every file.
+A cold rebuild of the full leaderboard spends about a second reading and decoding its record files and
+about a second importing pandas, scipy and the report code, one after the other. ``RecordPrefetch``,
+made before those imports, forks a reader that reads every ``runs/*.json`` of a folder on the machine's
+other core, validates it (``benchmark.records.load_record``, the same code) and hands back the bodies
+of the valid files, as one marshal string (plain dicts, lists, strings and numbers: several times faster
+to load than JSON), and the reason each invalid file is invalid. Nothing is cached between processes:
+every rebuild reads, decodes and validates every file.
 
-The reader only decodes: validation stays with ``benchmark.records.parse_record``. A file the reader could
-not read or decode is left out, and the caller reads it itself (so its error is the one a plain read
-gives); where ``fork`` is not available, or the reader dies, every file is read by the caller.
-Stdlib only: importing this module costs nothing before the heavy imports.
+A file the reader has no answer for (it appeared later, the reader died, or ``fork`` is not available)
+is read by the caller. Importing this module imports no third-party package.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import marshal
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from benchmark.records import RecordError, load_record
 
 
 def record_files(folder: Path) -> list[Path]:
@@ -29,27 +29,27 @@ def record_files(folder: Path) -> list[Path]:
     return sorted((Path(folder) / "runs").glob("*.json"))
 
 
-def decode_files(paths: list[Path]) -> dict[str, Any]:
-    """Each file's JSON by its path (as a string); a file that cannot be read or decoded is left out.
-    The cycle collector is paused meanwhile: decoding makes no cycles, only millions of containers whose
-    allocation would otherwise trigger collections that find nothing."""
+def read_files(paths: list[Path]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body of each valid record file and the reason each invalid one is not valid, by path (as a
+    string). The cycle collector is paused meanwhile: reading makes millions of containers and no cycles,
+    and their allocation would trigger collections that find nothing."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        out = {}
+        valid, invalid = {}, {}
         for path in paths:
             try:
-                out[str(path)] = json.loads(path.read_text())  # as records.load_record reads a file
-            except (OSError, ValueError):
-                continue
-        return out
+                valid[str(path)] = load_record(path).body
+            except RecordError as exc:
+                invalid[str(path)] = exc.reason
+        return valid, invalid
     finally:
         if enabled:
             gc.enable()
 
 
 class RecordPrefetch:
-    """The decoded record files of ``folder``, read by a forked child process started at construction."""
+    """The record files of ``folder``, read and validated by a forked child started at construction."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -61,11 +61,11 @@ class RecordPrefetch:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
-        if pid == 0:  # the reader: decode, send, leave without running the parent's exit handlers
+        if pid == 0:  # the reader: read, send, leave without running the parent's exit handlers
             status = 1
             try:
                 os.close(read_end)
-                data = marshal.dumps(decode_files(record_files(self.folder)))
+                data = marshal.dumps(read_files(record_files(self.folder)))
                 with os.fdopen(write_end, "wb") as pipe:
                     pipe.write(data)
                 status = 0
@@ -74,10 +74,11 @@ class RecordPrefetch:
         os.close(write_end)
         self._pid, self._fd = pid, read_end
 
-    def bodies(self) -> dict[str, Any]:
-        """The decoded files by path (empty when there was no reader or it failed); waits for the reader."""
+    def results(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The valid files' bodies and the invalid files' reasons, by path (both empty when there was no
+        reader or it failed); waits for the reader."""
         if self._fd is None:
-            return {}
+            return {}, {}
         try:
             with os.fdopen(self._fd, "rb") as pipe:
                 data = pipe.read()
@@ -85,7 +86,7 @@ class RecordPrefetch:
             self._fd = None
             _, status = os.waitpid(self._pid, 0)
         if status != 0 or not data:
-            return {}
+            return {}, {}
         enabled = gc.isenabled()
         gc.disable()
         try:

@@ -300,10 +300,21 @@ def parse_record(body: Any, path: Path) -> RunRecord:
                 raise ValueError("a failed record needs error.type and error.message")
     except (ValueError, TypeError) as exc:
         raise RecordError(path, str(exc)) from None
+    return record_of_valid_body(body, path)
+
+
+def record_of_valid_body(body: dict[str, Any], path: Path) -> RunRecord:
+    """The RunRecord of a body that ``parse_record`` accepted (here, or in the process that read the file
+    for this one, see benchmark.prefetch): built from it without checking it again."""
+    spec = RunSpec.from_json(body["spec"])
+    version = body.get("record_version", 1)
+    provenance = None if version == 1 else Provenance.from_json(body.get("provenance") or {})
+    metrics = body.get("metrics") or {}
+    conditions = body.get("conditions") or {}
     if version == 1:
         conditions = {key: legacy_condition(key, metrics[key].get("family", ""), metrics[key].get("severity"))
                       for key in spec.test_conditions if key in metrics}
-    return RunRecord(path, rid, spec, status, version, provenance, metrics, conditions, body)
+    return RunRecord(path, body["run_id"], spec, body["status"], version, provenance, metrics, conditions, body)
 
 
 def load_record(path: Path) -> RunRecord:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.prefetch import RecordPrefetch, record_files
-from benchmark.records import RecordError, RunRecord, SourceHashes, load_record, parse_record
+from benchmark.records import RecordError, RunRecord, SourceHashes, load_record, record_of_valid_body
 from benchmark.scope import SuiteScope, suite_scope
 
 #: Per-condition metrics a record holds (the runner computes them; see benchmark.metrics). Records made
@@ -123,20 +123,23 @@ class Results:
 
 
 def read_folder(folder: Path, prefetch: RecordPrefetch | None = None) -> tuple[list[RunRecord], list[RecordError]]:
-    """Every ``runs/*.json`` of ``folder`` (the quarantine is not read), validated; the files a
-    ``prefetch`` decoded already are validated from its decoded data, the others read here."""
-    decoded = prefetch.bodies() if prefetch is not None else {}
+    """Every ``runs/*.json`` of ``folder`` (the quarantine is not read), validated; the files that a
+    ``prefetch`` read and validated already are taken from it, the others read here."""
+    valid, invalid = prefetch.results() if prefetch is not None else ({}, {})
     records, problems = [], []
     for path in record_files(folder):
+        key = str(path)
         try:
-            body = decoded.get(str(path), _MISSING)
-            records.append(load_record(path) if body is _MISSING else parse_record(body, path))
+            if key in valid:
+                records.append(record_of_valid_body(valid[key], path))
+            elif key in invalid:
+                problems.append(RecordError(path, invalid[key]))
+            else:
+                records.append(load_record(path))
         except RecordError as exc:
             problems.append(exc)
     return records, problems
 
-
-_MISSING = object()
 
 
 @contextlib.contextmanager

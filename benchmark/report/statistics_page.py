@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +15,10 @@ from benchmark.statistics import ALPHA, fmt_p, friedman, mixed_model, spread_tes
 RANKED_FAMILIES = ("clean", "missing", "noise", "covariate")
 
 
-def write_statistics(long: pd.DataFrame, results: Results, pairwise: pd.DataFrame,
-                     baseline: str | None, out_dir: Path, posthoc: str = "nemenyi", mixed: dict | None = None) -> str:
-    """``mixed`` is ``mixed_model(long, baseline)`` when the caller computed it already (in the background)."""
+def write_statistics(long: pd.DataFrame, results: Results, pairwise: pd.DataFrame, baseline: str | None,
+                     out_dir: Path, posthoc: str = "nemenyi", mixed: dict | Callable[[], dict] | None = None) -> str:
+    """``mixed`` is ``mixed_model(long, baseline)`` when the caller computed it already, or what gives it
+    when the page needs it (the result of a fit in the background)."""
     lines = ["# Statistics", "",
              f"Significance level {ALPHA}. Paired t-tests over seeds, Holm-corrected within each dataset, "
              "training condition, family and reference; d_z = mean paired difference / its standard deviation. "
@@ -44,7 +46,7 @@ def write_statistics(long: pd.DataFrame, results: Results, pairwise: pd.DataFram
                           [[m, f"{r:.2f}"] for m, r in sorted(res["average_ranks"].items(), key=lambda kv: kv[1])])
         lines += ["", f"Post-hoc ({res['posthoc']}) p-values:", "", _matrix(res["posthoc_p"]), ""]
     if baseline:
-        res = mixed if mixed is not None else mixed_model(long, baseline)
+        res = mixed() if callable(mixed) else mixed if mixed is not None else mixed_model(long, baseline)
         lines += [f"### Mixed model: accuracy ~ method + (1 | dataset) + (1 | seed), against `{baseline}`", ""]
         if "note" in res:
             lines += [f"Not computed: {res['note']}.", ""]

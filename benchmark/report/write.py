@@ -50,23 +50,45 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
             *md_table(["training", "method", "rank, defaults", "rank, tuned", "change"], rows), ""]
 
 
+def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, baseline: str | None,
+               out_dir: Path) -> None:
+    """The statistics page; the mixed model is fitted meanwhile in the background (its own process)."""
+    mixed = Background(mixed_model, long, baseline) if baseline else None
+    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None)
+
+
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
                   rule: str = DEFAULT_RULE, figures_dir: Path | None = None) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
     the tables, the statistics and the HTML page (the claims scorecard reads several suites: it is
     ``python -m benchmark claims``). With several draws, an oracle-selected table (test data) is written
-    apart."""
+    apart. The statistics page is written by a background process (see benchmark.report.background)
+    while this one writes the leaderboard."""
     selected, chosen = select(results, rule)
     long = long_table(selected.table, selected.primary_metrics())
-    mixed = Background(mixed_model, long, baseline) if baseline else None  # started first: the longest part
+    pairwise = pairwise_tests(long, baseline)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    side = Background(statistics, selected, long, pairwise, baseline, out_dir)
+    try:
+        table = write_leaderboard(results, selected, chosen, long, pairwise, out_dir, suite, baseline, rule,
+                                  figures_dir)
+    except BaseException:
+        side.join()
+        raise
+    side.result()
+    return table
+
+
+def write_leaderboard(results: Results, selected: Results, chosen: dict, long: pd.DataFrame,
+                      pairwise: pd.DataFrame, out_dir: Path, suite: str, baseline: str | None, rule: str,
+                      figures_dir: Path | None) -> pd.DataFrame:
+    """``leaderboard.{csv,md,html}`` (and the oracle table apart when there are several draws)."""
     spread = tuning_spread(results)
     table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
-    pairwise = pairwise_tests(long, baseline)
     marks = not_worse_than_best(pairwise, long)
     if not table.empty:
         table["primary_not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
                                         zip(table["dataset"], table["train_condition"], table["method"], strict=True)]
-    out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
     md = to_markdown(table, suite, failure_lines(selected), baseline, rule, marks, results.notes())
     if any(n > 1 for n, _ in spread.values()):
@@ -82,6 +104,4 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
     if not table.empty:
         (out_dir / "leaderboard.html").write_text(render(table, long, marks, selected, suite, rule, out_dir,
                                                          figures_dir))
-    # The statistics page last: it waits for the mixed model, fitted meanwhile in the background.
-    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result() if mixed else None)
     return table
