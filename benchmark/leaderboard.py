@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from benchmark.grouped import Grouped, sorted_codes
 from benchmark.results import Results
 from benchmark.robustness import run_summaries
 from benchmark.statistics import mean_intervals
@@ -40,21 +41,23 @@ COLUMNS: dict[str, Column] = {
 
 def _test_metric(table: pd.DataFrame, metric: str, condition: str = "clean") -> pd.Series:
     rows = table[(table["split"] == "test") & (table["condition"] == condition) & (table["metric"] == metric)]
-    return rows.set_index("run_id")["value"]
+    return pd.Series(rows["value"].to_numpy(), index=rows["run_id"].astype(str).to_numpy(), name="value")
 
 
 def _family(table: pd.DataFrame, family: str) -> pd.DataFrame:
     """Mean and worst accuracy of each run over the family's conditions (np.mean in condition-key order,
     so the numbers do not depend on the order records were read in)."""
     rows = table[(table["split"] == "test") & (table["family"] == family) & (table["metric"] == "accuracy")]
-    rows = rows.sort_values(["run_id", "condition"], kind="stable")
-    run, value = rows["run_id"].astype(str).to_numpy(), rows["value"].to_numpy(float)
+    run, run_ids = sorted_codes(rows["run_id"])
     if not len(run):
         return pd.DataFrame({"mean": [], "worst": []}, dtype=float)
-    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
-    parts = np.split(value, starts[1:])
-    return pd.DataFrame({"mean": [float(np.mean(p)) for p in parts], "worst": [float(p.min()) for p in parts]},
-                        index=run[starts])
+    # Grouped by run, each run's conditions sorted by key (np.lexsort: stable, the last key first).
+    order = np.lexsort((sorted_codes(rows["condition"])[0], run))
+    run, value = run[order], rows["value"].to_numpy(float)[order]
+    first = np.r_[True, run[1:] != run[:-1]]
+    groups = Grouped(np.cumsum(first) - 1, int(first.sum()))
+    return pd.DataFrame({"mean": groups.mean(value), "worst": groups.reduce(value, lambda m: m.min(axis=1))},
+                        index=run_ids[run[first]])
 
 
 def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
@@ -81,6 +84,7 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     runs["worst_accuracy"] = summaries.get("worst_accuracy", math.nan)
     runs["clean_ece"] = _test_metric(table, "ece")
     quantities = table[table["split"] == "run"].pivot(index="run_id", columns="metric", values="value")
+    quantities.index = quantities.index.astype(str)
     for col in ("fit_seconds", "inference_us_per_sample", "n_parameters", "train_flops", "memory_fit_mb",
                 "kept_before_first_step", "best_epoch"):
         runs[col] = quantities[col] if col in quantities.columns else math.nan

@@ -47,10 +47,11 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
                             "severity": severity[on_curve], "value": value[on_curve]})
         origin = pts.drop_duplicates(["run_id", "family", "curve"]).assign(severity=0.0)
         origin["value"] = clean.reindex(origin["run_id"]).to_numpy()
-        pts = pd.concat([pts, origin]).sort_values(["run_id", "family", "curve", "severity", "value"],
-                                                   kind="stable")
-        keys = pts[["run_id", "family", "curve"]].to_numpy()
-        s, a = pts["severity"].to_numpy(), pts["value"].to_numpy()
+        pts = pd.concat([pts, origin])
+        # Sorted by (run, family, curve, severity, value), stably (np.lexsort: the last key first).
+        order = np.lexsort([pts[c].to_numpy() for c in ("value", "severity", "curve", "family", "run_id")])
+        keys = pts[["run_id", "family", "curve"]].to_numpy()[order]
+        s, a = pts["severity"].to_numpy()[order], pts["value"].to_numpy()[order]
         new_curve = np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)]
         curve = np.cumsum(new_curve) - 1
         # Each curve's trapezoids summed in order from 0, as np.trapezoid sums fewer than 9 of them (bit for
@@ -63,9 +64,14 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
         width = s[stops - 1] - s[starts]  # sorted by severity: last minus first
         heights = Grouped(curve, len(starts)).mean(a)
         norm = np.where(width > 0, area / np.where(width > 0, width, 1.0), heights)
-        long_curves = np.flatnonzero(stops - starts > 9)
-        for i in long_curves:  # np.trapezoid sums longer curves pairwise
-            norm[i] = normalised_area(s[starts[i]:stops[i]], a[starts[i]:stops[i]])
+        # np.trapezoid sums the trapezoids of a longer curve pairwise (np.add.reduce), as each row of a
+        # matrix of such curves is summed: the areas of curves of more than 9 points, bit for bit.
+        long_curves = (stops - starts > 9) & (width > 0)
+        if long_curves.any():
+            piece_curve = np.where(inside & long_curves[curve[1:]], curve[1:], -1)
+            kept = piece_curve >= 0
+            sums = Grouped(piece_curve[kept], len(starts)).reduce(pieces[kept], lambda m: np.add.reduce(m, axis=1))
+            norm[long_curves] = sums[long_curves] / width[long_curves]
         # The mean of the curves' areas per (run, family), np.mean's over each group.
         run_family = keys[starts][:, :2]
         new_group = np.r_[True, (run_family[1:] != run_family[:-1]).any(axis=1)]
@@ -74,10 +80,13 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
         index = pd.MultiIndex.from_arrays([run_ids[run_family[first, 0]], families[run_family[first, 1]]])
         auc = pd.Series(means, index=index).unstack()
         out = out.join(auc.rename(columns=lambda f: f"auc_{f}"))
-    shifted = pd.DataFrame({"run_id": run, "condition": cond, "value": value})[~is_clean]
-    worst = shifted.sort_values(["run_id", "value", "condition"], kind="stable").drop_duplicates("run_id")
-    worst = pd.DataFrame({"value": worst["value"].to_numpy(), "condition": conditions[worst["condition"].to_numpy()]},
-                         index=pd.Index(run_ids[worst["run_id"].to_numpy()], name="run_id"))
+    # Each run's lowest accuracy off the clean condition (ties: the first condition key in sorted order).
+    shifted = np.flatnonzero(~is_clean)
+    shifted = shifted[np.lexsort((cond[shifted], value[shifted], run[shifted]))]
+    first = np.r_[True, run[shifted][1:] != run[shifted][:-1]] if len(shifted) else np.zeros(0, dtype=bool)
+    worst = shifted[first]
+    worst = pd.DataFrame({"value": value[worst], "condition": conditions[cond[worst]]},
+                         index=pd.Index(run_ids[run[worst]], name="run_id"))
     out["worst_accuracy"] = worst["value"]
     out["worst_condition"] = worst["condition"]
     return out
