@@ -36,10 +36,12 @@ def long_table(table: pd.DataFrame, primary: dict[str, str] | None = None) -> pd
     clean score (the dataset's ``primary`` metric, accuracy where none is given), or the mean accuracy
     over the family's conditions (in condition-key order). Failed runs have no rows (they are counted
     elsewhere). The value column is called ``accuracy`` whatever the clean metric."""
-    test = table[table["split"] == "test"]
-    acc = test[test["metric"] == "accuracy"].sort_values(["run_id", "condition"], kind="stable")
     keys = ["dataset", "train_condition", "method", "seed"]
-    clean = test[test["condition"] == "clean"]
+    test = table["split"] == "test"
+    columns = [*keys, "family", "run_id", "condition", "metric", "value"]  # only these rows and columns are taken
+    acc = table.loc[test & (table["metric"] == "accuracy"), columns].sort_values(["run_id", "condition"],
+                                                                                 kind="stable")
+    clean = table.loc[test & (table["condition"] == "clean"), columns]
     wanted = clean["dataset"].astype(str).map(primary or {}).fillna("accuracy")
     clean = clean[clean["metric"].astype(str) == wanted]
     parts = [clean[keys].assign(family="clean", accuracy=clean["value"].to_numpy())]
