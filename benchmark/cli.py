@@ -133,7 +133,7 @@ def _rebuild(name: str, results: Path | None) -> None:
 
     scope = suite_scope(name, results)
     out = scope.results_dir
-    prefetch = RecordPrefetch(out)
+    prefetch = RecordPrefetch(out, scope)
     gc.disable()  # millions of containers and no cycles until the records are read and tabled
     try:
         from benchmark.report import write_reports

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
-import json
 import math
-import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,44 +30,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark.prefetch import RecordPrefetch, record_files
-from benchmark.records import RecordError, RunRecord, SourceHashes, load_record, record_of_valid_body
+from benchmark.records import RecordError, RunRecord, load_record, record_of_valid_body
+from benchmark.rows import COLUMNS, CONDITION_METRICS, RUN_KEYS, choose, gather, run_columns
 from benchmark.scope import SuiteScope, suite_scope
-
-#: Per-condition metrics a record holds (the runner computes them; see benchmark.metrics). Records made
-#: before balanced accuracy and AUROC were recorded lack those two.
-CONDITION_METRICS = ("accuracy", "macro_f1", "nll", "ece", "brier", "balanced_accuracy", "auroc")
-_ALL_METRICS = operator.itemgetter(*CONDITION_METRICS)
-RUN_KEYS = ["run_id", "method", "base_method", "overrides", "dataset", "dataset_name", "train_condition", "seed",
-            "draw", "status", "stale"]
-CONDITION_KEYS = ["split", "condition", "condition_index", "protocol", "family", "severity", "curve"]
-COLUMNS = [*RUN_KEYS, *CONDITION_KEYS, "metric", "value"]
-#: The keys that name one run of a suite; two records with the same key are the same run made twice.
-RUN_IDENTITY = ("method", "dataset", "train_condition", "seed", "draw")
-
-
-def _run_quantities(rec: RunRecord) -> dict[str, float]:
-    """Whole-run numbers (split ``run``): cost, timing and what training kept."""
-    b = rec.body
-    timings, flops, memory = b.get("timings") or {}, b.get("flops") or {}, b.get("memory_mb") or {}
-    fit = b.get("fit_summary") or {}
-    values = {
-        "fit_seconds": timings.get("fit_seconds"),
-        "inference_us_per_sample": (timings["inference_seconds_per_sample"] * 1e6
-                                    if timings.get("inference_seconds_per_sample") is not None else None),
-        "wall_seconds": b.get("wall_seconds"),
-        "n_parameters": b.get("n_parameters"),
-        "train_flops": flops.get("train_estimate"),
-        "inference_flops_per_sample": flops.get("inference_per_sample"),
-        "memory_fit_mb": memory.get("fit"),
-        "memory_evaluate_mb": memory.get("evaluate"),
-        "memory_inference_mb": memory.get("inference"),
-        "best_epoch": fit.get("best_epoch"),
-        "kept_before_first_step": fit.get("kept_before_first_step"),
-        "epochs_run": fit.get("epochs_run"),
-        "n_train_labeled": b.get("n_train_labeled"),
-        "n_val_labeled": b.get("n_val_labeled"),
-    }
-    return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
 @dataclass
@@ -155,46 +117,28 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _identity(rec: RunRecord) -> tuple:
-    return rec.method, rec.dataset, rec.spec.train_condition, rec.spec.seed, rec.spec.draw
-
-
 def load(folder: Path, scope: SuiteScope | None = None, prefetch: RecordPrefetch | None = None) -> Results:
     """The results of ``folder`` within ``scope``. A run recorded twice (older and newer code) counts
     once: the fresh record wins, else the first in file order; the other is left out and counted.
-    ``prefetch``: the folder's files, decoded already by a ``benchmark.prefetch.RecordPrefetch``."""
+    ``prefetch``: a ``benchmark.prefetch.RecordPrefetch`` of the folder, which read and validated the files
+    already (and gathered the table's rows, when it was given the same scope)."""
     with _collector_paused():
         scope = scope or SuiteScope.of_folder(folder)
-        records, problems = read_folder(folder, prefetch)
-        inside = [r for r in records if scope.covers(r)]
-        hashes = SourceHashes()
-        stale_all = {r.run_id: reason for r in inside if (reason := r.stale_reason(hashes))}
-        chosen: dict[tuple, RunRecord] = {}
-        for r in inside:
-            key = _identity(r)
-            if key not in chosen or (chosen[key].run_id in stale_all and r.run_id not in stale_all):
-                chosen[key] = r
-        kept = sorted(chosen.values(), key=_identity)
-        stale = {r.run_id: stale_all[r.run_id] for r in kept if r.run_id in stale_all}
-        return Results(scope, kept, stale, problems, len(records) - len(inside), tidy(kept, stale),
-                       superseded=len(inside) - len(kept))
-
-
-def _run_columns(records: list[RunRecord], stale: dict[str, str]) -> dict[str, list[Any]]:
-    """The run keys of ``records``, a list per column (``RUN_KEYS``)."""
-    return {"run_id": [r.run_id for r in records], "method": [r.method for r in records],
-            "base_method": [r.spec.method for r in records],
-            "overrides": [json.dumps(r.spec.hparams, sort_keys=True) for r in records],
-            "dataset": [r.dataset for r in records], "dataset_name": [r.spec.dataset for r in records],
-            "train_condition": [r.spec.train_condition for r in records], "seed": [r.spec.seed for r in records],
-            "draw": [r.spec.draw for r in records], "status": [r.status for r in records],
-            "stale": [r.run_id in stale for r in records]}
+        try:
+            records, problems = read_folder(folder, prefetch)
+            kept, stale, inside = choose(records, scope)
+            parts = prefetch.gathered([r.run_id for r in kept], stale) if prefetch is not None else None
+        finally:
+            if prefetch is not None:
+                prefetch.close()
+        table = table_of(parts) if parts is not None else tidy(kept, stale)
+        return Results(scope, kept, stale, problems, len(records) - inside, table, superseded=inside - len(kept))
 
 
 def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:
     stale = stale or {}
     columns: dict[str, list[Any]] = {
-        **_run_columns(records, stale), "stale_reason": [stale.get(r.run_id, "") for r in records],
+        **run_columns(records, stale), "stale_reason": [stale.get(r.run_id, "") for r in records],
         "path": [str(r.path) for r in records],
         "error": [f"{r.error.get('type', '')}: {r.error.get('message', '')}" if not r.ok else "" for r in records]}
     return pd.DataFrame(columns, columns=[*RUN_KEYS, "stale_reason", "path", "error"])
@@ -211,64 +155,18 @@ def _categorical(values: list[Any], codes: np.ndarray) -> pd.Categorical:
 
 def tidy(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:
     """The tidy table of ``records`` (failed runs contribute no rows: they have no metrics). Per-row
-    values are gathered as codes into the run list and the condition list, then expanded once."""
-    ok = [r for r in records if r.ok]
-    conditions: dict[tuple[str, str, int], int] = {}  # (split, key, place in the grid) -> code
-    attrs: list[tuple[str, str, int, dict[str, Any]]] = []
-    rows_per_run: list[int] = []
-    cond_codes: list[int] = []
-    metric_codes: list[int] = []
-    metric_names: dict[str, int] = {}  # run quantities, numbered after the condition metrics
-    values: list[float] = []
+    values are gathered as codes into the run list and the condition list (benchmark.rows.gather), then
+    expanded once."""
+    return table_of(gather(records, stale))
 
-    def code(split: str, key: str, index: int, cond: dict[str, Any]) -> int:
-        c = conditions.get((split, key, index))
-        if c is None:
-            c = conditions[(split, key, index)] = len(attrs)
-            attrs.append((split, key, index, cond))
-        return c
 
-    n_metrics = len(CONDITION_METRICS)
-    # A grid of test conditions (the keys of a run, in order) -> its condition codes, one per metric:
-    # runs of a suite share a few grids, so codes are looked up once per grid.
-    grid_codes: dict[tuple[str, ...], list[int]] = {}
-    grid_metrics: dict[int, list[int]] = {}
-
-    def _add_metrics(c: int, m: dict[str, Any]) -> None:
-        present = [j for j, name in enumerate(CONDITION_METRICS) if name in m]
-        cond_codes.extend([c] * len(present))
-        metric_codes.extend(present)
-        values.extend(m[CONDITION_METRICS[j]] for j in present)
-    for rec in ok:
-        start = len(values)
-        keys, metrics = rec.spec.test_conditions, rec.metrics
-        try:  # every condition with every metric: one C-level gather per run
-            values += itertools.chain.from_iterable(map(_ALL_METRICS, map(metrics.__getitem__, keys)))
-            if keys not in grid_codes:
-                grid_codes[keys] = np.repeat([code("test", k, ci, rec.conditions[k]) for ci, k in enumerate(keys)],
-                                             n_metrics).tolist()
-            cond_codes += grid_codes[keys]
-            if len(keys) not in grid_metrics:
-                grid_metrics[len(keys)] = list(range(n_metrics)) * len(keys)
-            metric_codes += grid_metrics[len(keys)]
-        except KeyError:
-            del values[start:]
-            del cond_codes[start:]
-            del metric_codes[start:]
-            for ci, key in enumerate(keys):
-                _add_metrics(code("test", key, ci, rec.conditions[key]), metrics[key])
-        for key, m in (rec.body.get("val_metrics") or {}).items():
-            _add_metrics(code("val", key, -1, {}), m)
-        c = code("run", "", -1, {})
-        for name, v in _run_quantities(rec).items():
-            cond_codes.append(c)
-            metric_codes.append(metric_names.setdefault(name, len(metric_names)) + n_metrics)
-            values.append(v)
-        rows_per_run.append(len(values) - start)
-    rows = np.repeat(np.arange(len(ok), dtype=np.int64), rows_per_run)
-    cc = np.asarray(cond_codes, dtype=np.int64)
+def table_of(parts: dict[str, Any]) -> pd.DataFrame:
+    """The tidy table from ``gather``'s parts."""
+    attrs, metric_names = parts["attrs"], parts["metric_names"]
+    rows = np.repeat(np.arange(len(parts["rows_per_run"]), dtype=np.int64), parts["rows_per_run"])
+    cc = np.asarray(parts["cond_codes"], dtype=np.int64)
     columns: dict[str, Any] = {}
-    for col, series in _run_columns(ok, stale or {}).items():
+    for col, series in parts["runs"].items():
         if col in ("seed", "draw"):
             columns[col] = np.asarray(series, dtype=np.int64)[rows]
         elif col == "stale":
@@ -282,8 +180,9 @@ def tidy(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.Da
         columns[col] = _categorical([a[3].get(col, "") for a in attrs], cc)
     columns["severity"] = np.asarray([math.nan if a[3].get("severity") is None else float(a[3]["severity"])
                                       for a in attrs], dtype=float)[cc]
-    columns["metric"] = _categorical([*CONDITION_METRICS, *metric_names], np.asarray(metric_codes, dtype=np.int64))
-    columns["value"] = np.asarray(values, dtype=float)
+    columns["metric"] = _categorical([*CONDITION_METRICS, *metric_names],
+                                     np.asarray(parts["metric_codes"], dtype=np.int64))
+    columns["value"] = np.asarray(parts["values"], dtype=float)
     return pd.DataFrame(columns, columns=COLUMNS)
 
 
