@@ -139,6 +139,8 @@ def _rebuild(name: str, results: Path | None) -> None:
         from benchmark.report import write_reports
         from benchmark.results import load
 
+        if scope.baseline:  # the mixed model's library, for the child that fits it: imported while the reader reads
+            import statsmodels.formula.api  # noqa: F401
         loaded = load(out, scope, prefetch)
     finally:
         prefetch.close()

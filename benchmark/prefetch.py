@@ -3,12 +3,14 @@
 A cold rebuild of the full leaderboard spends about a second reading and decoding its record files and
 about a second importing pandas, scipy and the report code, one after the other. ``RecordPrefetch``,
 made before those imports, forks a reader that reads every ``runs/*.json`` of a folder on the machine's
-other core and validates it (``benchmark.records.load_record``, the same code), then sends back the
-bodies of the valid files as one marshal string (plain dicts, lists, strings and numbers: several times
-faster to load than JSON) and the reason each invalid file is invalid. Given the suite's scope, it then
-chooses the records the suite keeps and gathers the tidy table's rows from them (``benchmark.rows``)
-while this process loads the bodies, and sends those too; they are used only where this process chose
-the same records. Nothing is cached between processes: every rebuild reads every file.
+other core and validates it (``benchmark.records.load_record``, the same code). It hands back, a batch of
+files at a time, the bodies of the valid files as marshal data (plain dicts, lists, strings and numbers:
+several times faster to load than JSON) and the reason each invalid file is invalid; the batches go
+through memory shared with this process (a pipe carries only where each one lies), so the reader never
+waits for this process to finish importing, and this process loads the first batches while the reader
+reads the last. Given the suite's scope, the reader then chooses the records the suite keeps and gathers
+the tidy table's rows from them (``benchmark.rows``), used only where this process chose the same
+records. Nothing is cached between processes: every rebuild reads every file.
 
 A file the reader has no answer for (it appeared later, the reader died, or ``fork`` is not available)
 is read by the caller. Importing this module imports no third-party package.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import marshal
+import mmap
 import os
 import struct
 import sys
@@ -28,7 +31,11 @@ from benchmark.records import RecordError, RunRecord, load_record
 from benchmark.rows import choose, gather
 from benchmark.scope import SuiteScope
 
-_LENGTH = struct.Struct("<Q")
+#: A message of the reader: where a marshal string lies in the shared memory (offset, length), or its
+#: length alone (offset ``_INLINE``) when the string follows in the pipe; length 0 ends the batches.
+_MESSAGE = struct.Struct("<qq")
+_INLINE = -1
+_BATCHES = 12
 
 
 def record_files(folder: Path) -> list[Path]:
@@ -59,8 +66,12 @@ class RecordPrefetch:
         self.folder = Path(folder)
         self._pid: int | None = None
         self._pipe: Any = None
+        self._shared: mmap.mmap | None = None
         if not hasattr(os, "fork") or not (self.folder / "runs").is_dir():
             return
+        paths = record_files(self.folder)
+        # Room for the marshal data (smaller than the JSON); pages are only used where written.
+        self._shared = mmap.mmap(-1, max(2 * sum(p.stat().st_size for p in paths), 1 << 20))
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -70,21 +81,46 @@ class RecordPrefetch:
                 os.close(read_end)
                 gc.disable()  # millions of containers and no cycles
                 with os.fdopen(write_end, "wb") as pipe:
-                    valid, invalid, records = read_files(record_files(self.folder))
-                    _send(pipe, (valid, invalid))
-                    if scope is not None:
-                        kept, stale, _ = choose(records, scope)
-                        _send(pipe, ([r.run_id for r in kept], stale, gather(kept, stale)))
+                    self._read(pipe, paths, scope)
             finally:
                 os._exit(0)
         os.close(write_end)
         self._pid, self._pipe = pid, os.fdopen(read_end, "rb")
 
+    def _read(self, pipe: Any, paths: list[Path], scope: SuiteScope | None) -> None:
+        offset, records = 0, []
+        size = max(1, -(-len(paths) // _BATCHES))
+        for start in range(0, len(paths), size):
+            valid, invalid, batch = read_files(paths[start:start + size])
+            records += batch
+            offset = self._send(pipe, (valid, invalid), offset)
+        pipe.write(_MESSAGE.pack(0, 0))
+        pipe.flush()
+        if scope is not None:
+            kept, stale, _ = choose(records, scope)
+            self._send(pipe, ([r.run_id for r in kept], stale, gather(kept, stale)), offset)
+
+    def _send(self, pipe: Any, value: Any, offset: int) -> int:
+        data = marshal.dumps(value)
+        if offset + len(data) <= len(self._shared):
+            self._shared[offset:offset + len(data)] = data
+            pipe.write(_MESSAGE.pack(offset, len(data)))
+            offset += len(data)
+        else:
+            pipe.write(_MESSAGE.pack(_INLINE, len(data)))
+            pipe.write(data)
+        pipe.flush()
+        return offset
+
     def results(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """The valid files' bodies and the invalid files' reasons, by path (both empty when there was no
-        reader or it failed); waits for the reader."""
-        got = self._receive()
-        return got if got is not None else ({}, {})
+        """The valid files' bodies and the invalid files' reasons, by path (whatever the reader sent before
+        it failed, if it did; both empty without a reader); waits for the reader's last batch."""
+        valid: dict[str, Any] = {}
+        invalid: dict[str, str] = {}
+        while (batch := self._receive()) is not None:
+            valid.update(batch[0])
+            invalid.update(batch[1])
+        return valid, invalid
 
     def gathered(self, kept: list[str], stale: dict[str, str]) -> dict[str, Any] | None:
         """``benchmark.rows.gather``'s parts for the records whose run ids are ``kept`` (in that order) with
@@ -98,17 +134,23 @@ class RecordPrefetch:
         return got[2]
 
     def _receive(self) -> Any:
+        """The next value the reader sent (None at the end of the batches, or when it died)."""
         if self._pipe is None:
             return None
-        head = self._pipe.read(_LENGTH.size)
-        if len(head) < _LENGTH.size:
+        head = self._pipe.read(_MESSAGE.size)
+        if len(head) < _MESSAGE.size:
             self.close()
             return None
-        data = self._pipe.read(_LENGTH.unpack(head)[0])
+        offset, length = _MESSAGE.unpack(head)
+        if length == 0:
+            return None
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return marshal.loads(data)
+            if offset == _INLINE:
+                return marshal.loads(self._pipe.read(length))
+            with memoryview(self._shared)[offset:offset + length] as data:
+                return marshal.loads(data)
         except (EOFError, ValueError, TypeError):  # cut short: the reader died
             self.close()
             return None
@@ -122,10 +164,6 @@ class RecordPrefetch:
             self._pipe.close()
             self._pipe = None
             os.waitpid(self._pid, 0)
-
-
-def _send(pipe: Any, value: Any) -> None:
-    data = marshal.dumps(value)
-    pipe.write(_LENGTH.pack(len(data)))
-    pipe.write(data)
-    pipe.flush()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
