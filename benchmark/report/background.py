@@ -1,6 +1,6 @@
-"""Parts of a rebuild run beside the rest, so that it uses the machine's second core: the statistics and
-claims pages are written by a forked child process while this one writes the leaderboard, and that child
-fits the mixed model (statsmodels' import and fit) in a child of its own meanwhile.
+"""Parts of a rebuild run beside the rest, so that it uses the machine's second core: the statistics page
+is written by a forked child process while this one writes the leaderboard, and that child fits the
+mixed model (statsmodels' fit) in a child of its own meanwhile.
 
 A forked child sees this process's memory as it was at the fork (the records and tables are not copied
 or pickled to reach it); only ``fn``'s return value comes back, pickled through a pipe. An exception in
