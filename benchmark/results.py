@@ -137,6 +137,8 @@ def load(folder: Path, scope: SuiteScope | None = None, prefetch: RecordPrefetch
 
 def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> pd.DataFrame:
     stale = stale or {}
+    if not records:
+        return pd.DataFrame([], columns=[*RUN_KEYS, "stale_reason", "path", "error"])
     columns: dict[str, list[Any]] = {
         **run_columns(records, stale), "stale_reason": [stale.get(r.run_id, "") for r in records],
         "path": [str(r.path) for r in records],
