@@ -70,8 +70,10 @@ class RecordPrefetch:
         if not hasattr(os, "fork") or not (self.folder / "runs").is_dir():
             return
         paths = record_files(self.folder)
-        # Room for the marshal data (smaller than the JSON); pages are only used where written.
-        self._shared = mmap.mmap(-1, max(2 * sum(p.stat().st_size for p in paths), 1 << 20))
+        try:  # room for the marshal data (smaller than the JSON); pages are only used where written
+            self._shared = mmap.mmap(-1, max(2 * sum(p.stat().st_size for p in paths), 1 << 20))
+        except (OSError, ValueError):  # no such memory here (or a file went away): the caller reads the files
+            return
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
