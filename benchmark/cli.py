@@ -113,6 +113,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
     run_flags.results_folder(results)  # after the plan (which validates every condition), before any run
+    if not args.skip_check:
+        from benchmark.method_checks import check_methods
+
+        todo = sorted({r.spec.method for r in runs})
+        refusals = check_methods([registry.get("method", m) for m in todo],
+                                 say=lambda line: print(line, file=sys.stderr))
+        if refusals:
+            raise ValueError("; ".join(r.message() for r in refusals))
     print(f"suite {suite.name}: {len(runs)} runs -> {results / 'runs'}", file=sys.stderr)
     summary = run_sweep(runs, cache, device, retry_failed=args.retry_failed, threads=args.threads,
                         progress=not args.no_progress, backend=args.backend, workers=args.workers,
@@ -254,6 +262,11 @@ def cmd_check_method(args: argparse.Namespace) -> int:
         print(f"{args.path}: FAIL  import: {registry.describe_import_error(exc, Path(args.path).resolve())}; the file "
               "must import before any check can run", file=sys.stderr)
         return 1
+    if args.json_out:  # for run's check before a sweep (benchmark.method_checks), which runs this in a child
+        import json
+
+        args.json_out.write_text(json.dumps({n: [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in cs]
+                                             for n, cs in results.items()}))
     failed = 0
     for name, checks in results.items():
         print(f"{name} ({args.path}):")
@@ -293,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest for small models)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--skip-check", action="store_true",
+                   help="train methods that have not passed check-method at their current source (by default "
+                        "run checks each once per source and refuses a method that fails)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
     p.set_defaults(func=cmd_run)
 
@@ -322,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-method", help="conformance checks of a method file before it joins the leaderboard")
     p.add_argument("path", type=Path, help="the method file")
     p.add_argument("--seconds", type=int, default=120, help="time limit of each check (default 120)")
+    p.add_argument("--json-out", type=Path, default=None, help="also write the verdicts as JSON to this file")
     p.set_defaults(func=cmd_check_method)
 
     p = sub.add_parser("claims", help="check every paper's claims and the known answers on the stored records of "

@@ -2,8 +2,9 @@
 joins the leaderboard. Each check prints PASS or FAIL with the reason:
 
 contract (name, Hparams with defaults, fit / predict_proba that takes no labels), a time-bounded smoke
-run, valid probabilities, invariance to the values behind the mask, determinism given the seed, and
-training without the labels it is not given (unlabelled samples carry y = -1)."""
+run, valid probabilities, invariance to the values behind the mask, determinism given the seed,
+training without the labels it is not given (unlabelled samples carry y = -1), and no access to labels it
+must not see (``benchmark.leakage``: a run on data whose labels are independent of the inputs)."""
 
 from __future__ import annotations
 
@@ -152,11 +153,24 @@ def check_class(cls: type[Method], seconds: int) -> list[Check]:
         return (f"trains with {int(train.labeled.sum())}/{len(train)} training and {int(val.labeled.sum())}/"
                 f"{len(val)} validation labels (the others are y = -1)")
 
+    def no_leak() -> str:
+        from benchmark.leakage import leakage_check
+
+        r = leakage_check(cls)
+        assert r.status == "ok", f"the run on null-label data failed: {r.error}"
+        assert not r.leaks, (
+            f"reads labels it must not see: {r.accuracy:.1%} test accuracy on data whose labels are independent "
+            f"of the inputs (chance {r.chance:.1%}; an honest method exceeds {r.bound:.1%} with probability "
+            "1e-4); predict only from x and mask, never from splits, datasets or objects found elsewhere")
+        return (f"{r.accuracy:.1%} on labels independent of the inputs ({r.n_test} test samples; chance "
+                f"{r.chance:.1%}, bound {r.bound:.1%})")
+
     run("inputs left as they were", inputs_untouched)
     run("valid probabilities", probabilities)
     run("invariance to values behind the mask", mask_invariance)
     run("determinism given the seed", determinism)
     run("never needs labels it is not given", without_labels)
+    run("no access to labels it must not see", no_leak)
     return checks
 
 

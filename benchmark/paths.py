@@ -29,5 +29,15 @@ def data_dir() -> Path:
     return Path(cache) / "robust-mm-bench"
 
 
+def checks_dir() -> Path:
+    """Where ``run`` remembers which method sources passed ``check-method``: ``$BENCHMARK_CHECKS`` if set,
+    else ``checks/`` beside the default data store. Apart from ``$BENCHMARK_DATA`` on purpose: a check is
+    about a method's source, not about a data store, so a fresh store does not check every method again."""
+    if "BENCHMARK_CHECKS" in os.environ:
+        return Path(os.environ["BENCHMARK_CHECKS"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "robust-mm-bench" / "checks"
+
+
 def _extra(var: str) -> list[Path]:
     return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]

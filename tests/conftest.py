@@ -33,6 +33,8 @@ n = 300
 @pytest.fixture(autouse=True)
 def _isolated_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCHMARK_DATA", str(tmp_path_factory.getbasetemp() / "data"))
+    # The session's own check verdicts: the first sweep checks each method once, the others reuse it.
+    monkeypatch.setenv("BENCHMARK_CHECKS", str(tmp_path_factory.getbasetemp() / "checks"))
 
 
 def write_suite(folder: Path, methods: list[str], seeds: list[int] = (0,)) -> Path:
@@ -75,7 +77,7 @@ def runner_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     suite = folder / "runner.toml"
     suite.write_text(RUNNER_SUITE.format())
     env = {"BENCHMARK_DATA": str(tmp_path_factory.getbasetemp() / "data")}
-    done = run_cli("run", "--suite", str(suite), "--results", str(folder), "--no-progress",
+    done = run_cli("run", "--suite", str(suite), "--results", str(folder), "--no-progress", "--skip-check",
                    "--method-file", str(TEST_PLUGINS / "broken_methods.py"), extra_env=env, timeout=600)
     assert done.returncode == 1 and "raises_in_fit" in done.stdout, done.stdout + done.stderr  # the failing method
     return folder

@@ -88,7 +88,7 @@ def test_leaderboard_works_when_every_run_failed(tmp_path: Path) -> None:
 
     suite = write_suite(tmp_path, ["raises_in_fit"])
     done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
-                   "--method-file", str(TEST_PLUGINS / "broken_methods.py"))
+                   "--skip-check", "--method-file", str(TEST_PLUGINS / "broken_methods.py"))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     board = (tmp_path / "res" / "leaderboard.md").read_text()
     assert "## Failed runs" in board and "deliberate failure inside fit" in board
@@ -104,7 +104,7 @@ def test_a_method_that_edits_its_inputs_fails_alone_and_changes_no_other_run(tmp
     hostile = str(TEST_PLUGINS / "hostile_methods.py")
     suite = write_suite(tmp_path, ["mutates_in_predict", "mutates_in_fit", "early_fusion", "late_fusion"])
     done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "with"), "--no-progress",
-                   "--method-file", hostile)
+                   "--skip-check", "--method-file", hostile)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "predict_proba changed the inputs it was given" in done.stdout
     assert "fit changed the training or validation split" in done.stdout

@@ -42,7 +42,8 @@ def test_run_writes_records_and_resume_trains_nothing(tmp_path: Path) -> None:
 def test_broken_methods_are_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, ["early_fusion", "raises_in_fit", "returns_nan", "wrong_shape", "late_fusion"])
     env = {"BENCHMARK_METHODS_PATH": str(TEST_PLUGINS)}
-    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", extra_env=env)
+    done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", "--skip-check",
+                   extra_env=env)
     assert done.returncode == 1
     assert "failed 3" in done.stdout and "deliberate failure inside fit" in done.stdout
     by_method = {r["spec"]["method"]: r for r in records(tmp_path / "res").values()}
@@ -53,7 +54,8 @@ def test_broken_methods_are_recorded_as_failed_and_the_sweep_goes_on(tmp_path: P
     board = (tmp_path / "res" / "leaderboard.md").read_text()
     assert "Failed runs" in board and "raises_in_fit" in board
     # Failed runs are not silently retried, and the exit code still says so.
-    again = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", extra_env=env)
+    again = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress", "--skip-check",
+                    extra_env=env)
     assert again.returncode == 1 and "not retried" in again.stdout
 
 
@@ -142,7 +144,7 @@ def test_a_task_that_kills_its_dask_worker_is_recorded_and_the_sweep_goes_on(tmp
     suite = write_suite(tmp_path, ["early_fusion", "kills_its_worker", "raises_in_fit", "late_fusion"], seeds=[0, 1])
     env = {"BENCHMARK_METHODS_PATH": str(TEST_PLUGINS)}
     done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-progress",
-                   "--backend", "dask", "--workers", "2", extra_env=env)
+                   "--skip-check", "--backend", "dask", "--workers", "2", extra_env=env)
     assert done.returncode == 1 and "failed 4" in done.stdout, done.stdout + done.stderr
     recs = list(records(tmp_path / "res").values())
     assert len(recs) == 8
