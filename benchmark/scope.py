@@ -62,11 +62,14 @@ def suite_scope(name_or_path: str, results: Path | None = None) -> SuiteScope:
     variants = [str(v.get("label")) for v in [*raw.get("variants", []), *listed] if isinstance(v, dict)]
     name = raw.get("name", path.stem)
     folder = results or REPO_ROOT / (raw.get("results") or f"results/{name}")
+    budget = dict(raw.get("budget", {}))
+    if raw.get("param_budget") is not None:
+        budget.pop("width", None)  # each run's width is the one that meets the parameter budget
     return SuiteScope(
         name=name, results_dir=folder,
         methods=None if methods == "all" else frozenset([*(m for m in methods if isinstance(m, str)), *variants]),
         datasets=labels,
         seeds=frozenset(int(s) for s in raw.get("seeds", [0])),
         training_conditions=frozenset(raw.get("training_conditions", ["standard"])),
-        budget=dict(raw.get("budget", {})), hparam_draws=int(raw.get("hparam_draws", 1)),
+        budget=budget, hparam_draws=int(raw.get("hparam_draws", 1)),
         baseline=raw.get("robustness_baseline", "late_fusion"), selection_rule=raw.get("selection_rule", "clean_val"))

@@ -193,3 +193,17 @@ def test_scorecard_says_which_suite_to_run_when_records_are_missing() -> None:
     assert all(r.verdict.verdict == "inconclusive" for r in out)
     assert "python -m benchmark run --suite claim_robult" in out[0].verdict.used
     assert out[0].survives == "not run"
+
+
+def test_a_matched_budget_suite_keeps_its_records_whatever_width_each_run_got(tmp_path) -> None:
+    """With param_budget, every run's width is chosen to meet the budget: the scope must not filter on the
+    suite's nominal width (it dropped every record of the claim suites' matched twins)."""
+    from benchmark.scope import suite_scope
+
+    path = tmp_path / "m.toml"
+    path.write_text('name = "m"\nmethods = ["early_fusion"]\ndatasets = ["synthetic_pid"]\nparam_budget = 5000\n'
+                    '[budget]\nwidth = 64\nmax_epochs = 3\n')
+    scope = suite_scope(str(path), tmp_path)
+    assert "width" not in scope.budget and scope.budget["max_epochs"] == 3
+    path.write_text(path.read_text().replace("param_budget = 5000\n", ""))
+    assert suite_scope(str(path), tmp_path).budget["width"] == 64
