@@ -207,3 +207,24 @@ def test_a_matched_budget_suite_keeps_its_records_whatever_width_each_run_got(tm
     assert "width" not in scope.budget and scope.budget["max_epochs"] == 3
     path.write_text(path.read_text().replace("param_budget = 5000\n", ""))
     assert suite_scope(str(path), tmp_path).budget["width"] == 64
+
+
+def test_a_stale_record_never_decides_a_claim(runner_folder, monkeypatch) -> None:
+    """Staleness is detected by ``results.load`` (tests/test_results.py); here: what it flags is left out."""
+    import benchmark.results as results_module
+    from benchmark.report.claims_page import fresh_results
+
+    real_load = results_module.load
+    suite = str(runner_folder / "runner.toml")
+    before = fresh_results(suite, runner_folder)
+    gone = before.ok[0].run_id
+
+    def load_with_one_stale(folder, scope=None):
+        res = real_load(folder, scope)
+        res.stale[gone] = "method source changed"
+        res.table.loc[res.table["run_id"] == gone, "stale"] = True
+        return res
+
+    monkeypatch.setattr(results_module, "load", load_with_one_stale)
+    after = fresh_results(suite, runner_folder)
+    assert len(after.records) == len(before.records) - 1 and gone not in set(after.table["run_id"])

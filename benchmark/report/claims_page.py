@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.claims import ClaimResult, scorecard
 from benchmark.report.markdown import md_table
 from benchmark.statistics import ALPHA, fmt_p
+
+if TYPE_CHECKING:
+    from benchmark.results import Results
 
 _HEADER = ["claim", "suite", "unit", "n", "effect [95% interval]", "test", "p", "verdict",
            "at matched budget", "data used"]
@@ -48,15 +53,22 @@ def claims_markdown(results: list[ClaimResult], missing_methods: list[str] | Non
     return "\n".join(lines) + "\n"
 
 
+def fresh_results(name: str, results_dir: Path | None = None) -> Results | None:
+    """A suite's fresh records (None when it has none): a stale record (older code) never decides a claim."""
+    from benchmark.results import load, suite_scope
+
+    scope = suite_scope(name, results_dir)
+    if not (scope.results_dir / "runs").is_dir():
+        return None
+    results = load(scope.results_dir, scope)
+    fresh = [r for r in results.records if r.run_id not in results.stale]
+    return replace(results, records=fresh, table=results.table[~results.table["stale"].astype(bool)])
+
+
 def write_claims(out: Path) -> list[ClaimResult]:
     """Check every claim of the catalogue on its suites' records and write the page to ``out``."""
     from benchmark.claim_catalogue import CLAIMS
-    from benchmark.results import Results, load, suite_scope
 
-    def load_suite(name: str) -> Results | None:
-        scope = suite_scope(name)
-        return load(scope.results_dir, scope) if (scope.results_dir / "runs").is_dir() else None
-
-    results = scorecard(CLAIMS, load_suite)
+    results = scorecard(CLAIMS, fresh_results)
     out.write_text(claims_markdown(results))
     return results
