@@ -20,9 +20,10 @@ Where the child comes from, so that a run costs no fresh interpreter (``start_me
   then hangs in its first parallel op with more than one thread (measured here); and it may have
   initialised CUDA, which a forked child cannot use.
 
-Memory is measured, not capped with ``RLIMIT_AS``: torch reserves virtual address space far beyond what
-it uses (CUDA most of all), so an address-space cap fails honest runs, and the error it gives (an
-allocation failure inside the method) cannot be told from the method's own. The parent reads the child's
+Memory is measured, not capped with ``RLIMIT_AS``: a run's address space is not what it uses (1.1 GB of
+address space for 0.35 GB resident in a smoke run here; CUDA maps tens of GB more), so an address-space
+cap would fail honest runs, and the error it gives (an allocation failure inside the method) cannot be
+told from the method's own. The parent reads the child's
 resident high-water mark (``VmHWM``, ``/proc/PID/status``) every ``POLL_SECONDS``, and kills the child at
 the first reading above the limit. Nothing here imports torch.
 """
@@ -44,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 #: How often the parent reads the child's memory and the clock. A run that ends sooner is not slowed:
-#: its result is read the moment it arrives. At this machine's ~4 GB/s of page faulting, a run overshoots
-#: its memory limit by at most ~0.2 GB before it is stopped.
+#: its result is read the moment it arrives. A run that allocates as fast as it can (0.5-0.7 GB/s of fresh
+#: pages here) is stopped 20-40 MB past its memory limit (measured); at 4 GB/s it would be ~0.2 GB.
 POLL_SECONDS = 0.05
 #: The largest result a child may send (a run's record body is ~0.1-1 MB).
 MAX_RESULT_BYTES = 256 * 2**20
@@ -53,8 +54,9 @@ MAX_RESULT_BYTES = 256 * 2**20
 
 @dataclass(frozen=True)
 class RunLimits:
-    """A suite's limits per run (``[limits]`` in its file). The defaults fit a 2-core, 24 GiB machine: the
-    slowest run of the full suite takes about a minute, and the largest peaks near 0.6 GB resident."""
+    """A suite's limits per run (``[limits]`` in its file). The defaults fit a 2-core, 24 GiB machine with
+    room to spare: the slowest committed run took 40 s (robult on mfeat), the largest peaked at 0.62 GB
+    resident (conformal_shapley on mfeat), the engine's ~0.35 GB included."""
 
     seconds: float = 1800.0
     memory_mb: float = 8192.0
