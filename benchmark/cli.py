@@ -87,11 +87,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_flags.positive(args.workers, "--workers")
     run_flags.positive(args.threads, "--threads")
     seeds = run_flags.seeds(args.seeds)
-    device = run_flags.device(args.device)
     if args.backend == "dask" and not args.scheduler:
         from benchmark.dask_backend import warm_forkserver
 
-        warm_forkserver()  # the workers' imports overlap this process's imports and planning
+        warm_forkserver()  # the workers' imports (torch first) overlap this process's imports and planning
+    device = run_flags.device(args.device)
+    if args.backend == "serial":
+        from benchmark.isolation import start_method
+
+        if start_method(device.type, args.threads) == "forkserver":  # the runs start from it (a GPU, threads)
+            from benchmark.dask_backend import SERIAL_PRELOAD, warm_forkserver
+
+            warm_forkserver(SERIAL_PRELOAD)
     from benchmark import registry
     from benchmark.suites import load_suite
     from benchmark.sweep import DataCache, plan, run_sweep

@@ -6,6 +6,8 @@ Two things keep its fixed cost low on a small machine, both measured with ``pyth
 - The workers are forked from a *forkserver* that imported the suite once (torch, the registry and
   every method) while this process was still importing and planning: ``warm_forkserver`` starts it first
   thing, so a LocalCluster's start no longer waits for each worker to import torch on its own.
+- Each worker runs its runs in children forked from itself, under the suite's limits
+  (``benchmark.isolation``): a run that hangs or grows too large is stopped there, and the worker goes on.
 - Runs go out longest-expected-first (``next_run``), learned from the runs that finished: the last
   long run no longer starts when every other worker has run dry.
 
@@ -23,6 +25,9 @@ from typing import Any
 
 #: What a worker imports once, in the forkserver, before it is forked.
 PRELOAD = ("distributed", "benchmark.dask_preload")
+#: What the serial backend's forkserver imports: each run of a serial sweep is a child forked from it
+#: (``benchmark.isolation``), so a run starts with torch, the engine and the plug-ins loaded.
+SERIAL_PRELOAD = ("benchmark.dask_preload",)
 
 #: One BLAS/OpenMP thread per worker (TOOLCHAIN.md), set where each worker's libraries are loaded: in the
 #: forkserver, or before each spawned worker starts where forkserver is not available. Without
@@ -52,16 +57,17 @@ def forkserver_available() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
-def warm_forkserver() -> bool:
-    """Start the forkserver now, in the background, importing ``PRELOAD`` with one BLAS thread; a
-    LocalCluster started later in this process forks its workers from it. Returns False (the workers will
-    be spawned) where the platform has no forkserver."""
+def warm_forkserver(preload: tuple[str, ...] = PRELOAD) -> bool:
+    """Start the forkserver now, in the background, importing ``preload`` with one BLAS thread; a
+    LocalCluster started later in this process forks its workers from it, a serial sweep its runs. Returns
+    False (the workers will be spawned) where the platform has no forkserver. A forkserver already running
+    is kept (with what it preloaded)."""
     if not forkserver_available():
         return False
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
+    ctx.set_forkserver_preload(list(preload))
     saved = {k: os.environ.get(k) for k in WORKER_ENV}
     os.environ.update(WORKER_ENV)  # the forkserver inherits this process's environment when it starts
     try:

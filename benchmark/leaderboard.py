@@ -1,7 +1,7 @@
 """The leaderboard's aggregation, from the tidy results table only (it never trains, never re-plans):
 per dataset, training condition and method, each column's mean and 95% t-interval over seeds: clean
 accuracy, mean and worst accuracy over the missing-modality conditions, the worst condition, calibration
-error, training time, inference latency, robustness areas and effective robustness. Rendering is in
+error, training time, inference latency, peak memory, robustness areas and effective robustness. Rendering is in
 ``benchmark.report``."""
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ COLUMNS: dict[str, Column] = {
     "clean_ece": Column("clean ECE (%)", 100.0),
     "fit_seconds": Column("train time (s)", 1.0),
     "inference_us_per_sample": Column("inference (us/sample)", 1.0),
+    "peak_memory_mb": Column("peak memory (MB)", 1.0),
 }
 
 
@@ -85,8 +86,8 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     runs["clean_ece"] = _test_metric(table, "ece")
     quantities = table[table["split"] == "run"].pivot(index="run_id", columns="metric", values="value")
     quantities.index = quantities.index.astype(str)
-    for col in ("fit_seconds", "inference_us_per_sample", "n_parameters", "train_flops", "memory_fit_mb",
-                "kept_before_first_step", "best_epoch"):
+    for col in ("fit_seconds", "inference_us_per_sample", "peak_memory_mb", "n_parameters", "train_flops",
+                "memory_fit_mb", "kept_before_first_step", "best_epoch"):
         runs[col] = quantities[col] if col in quantities.columns else math.nan
     aucs = sorted(c for c in summaries.columns if c.startswith("auc_"))
     for col in aucs:

@@ -40,6 +40,7 @@ def _run_quantities(rec: RunRecord) -> dict[str, float]:
         "memory_fit_mb": memory.get("fit"),
         "memory_evaluate_mb": memory.get("evaluate"),
         "memory_inference_mb": memory.get("inference"),
+        "peak_memory_mb": _peak_memory(b),
         "best_epoch": fit.get("best_epoch"),
         "kept_before_first_step": fit.get("kept_before_first_step"),
         "epochs_run": fit.get("epochs_run"),
@@ -47,6 +48,15 @@ def _run_quantities(rec: RunRecord) -> dict[str, float]:
         "n_val_labeled": b.get("n_val_labeled"),
     }
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+
+def _peak_memory(body: dict[str, Any]) -> float | None:
+    """The run's peak resident memory (MB): recorded by the sweep since runs execute in a child process,
+    else (older records) the largest of the meter's per-phase peaks where those measured the process."""
+    if isinstance(body.get("peak_memory_mb"), int | float):
+        return body["peak_memory_mb"]
+    phases = [v for v in (body.get("memory_mb") or {}).values() if isinstance(v, int | float)]
+    return max(phases) if phases and str(body.get("memory_meter", "")).startswith("process") else None
 
 
 def _identity(rec: RunRecord) -> tuple:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.isolation import RunLimits
 from benchmark.paths import REPO_ROOT
 from benchmark.suite_files import suite_file
 
@@ -58,6 +59,9 @@ class Suite:
     variants: list[MethodRow] = field(default_factory=list)
     #: Match capacity: each method's width set per dataset so its parameter count is the closest to this.
     param_budget: int | None = None
+    #: Each run's time and memory limits (``[limits] seconds = ..., memory_mb = ...``): a run past either is
+    #: stopped and recorded as failed (``TimeLimit``, ``MemoryLimit``). Not part of a run's identity.
+    limits: RunLimits = field(default_factory=RunLimits)
 
     def rows(self, only: list[str] | None = None) -> list[MethodRow]:
         """Every leaderboard row: each method with the suite's overrides, then each variant; ``only``
@@ -109,7 +113,7 @@ def load_suite(name_or_path: str) -> Suite:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
              "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
-             "selection_rule", "results", "variants", "param_budget"}
+             "selection_rule", "results", "variants", "param_budget", "limits"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
@@ -140,6 +144,7 @@ def load_suite(name_or_path: str) -> Suite:
     if bad:
         raise ValueError(f"{path}: unknown budget key(s) {bad}; allowed: {sorted(budget_fields)}")
     _check_budget(raw.get("budget", {}), path)
+    limits = _limits(raw.get("limits", {}), path)
     _check_seeds(raw.get("seeds", [0]), path)
     _check_name(raw.get("name", path.stem), path)
     for method, overrides in raw.get("hparams", {}).items():
@@ -175,6 +180,7 @@ def load_suite(name_or_path: str) -> Suite:
         variants=entries,
         param_budget=None if raw.get("param_budget") is None else _positive_int(raw["param_budget"], "param_budget",
                                                                                 path),
+        limits=limits,
     )
 
 
@@ -211,6 +217,26 @@ def _check_budget(budget: dict[str, Any], path: Path) -> None:
         if not number or value < low or (open_ and value == low):
             need = f"{'an integer' if kind is int else 'a number'} {'>' if open_ else '>='} {low:g}"
             raise ValueError(f"{path}: budget.{key} = {value!r}: must be {need}")
+
+
+#: What each limit must be: (smallest allowed value, what it means). A run's process holds ~0.4 GB resident
+#: before it trains (torch and the engine), so a memory limit below 256 MB could not hold any run.
+LIMIT_RULES = {"seconds": (0.0, "seconds of wall time per run"), "memory_mb": (256.0, "MB of resident memory per run")}
+
+
+def _limits(table: Any, path: Path) -> RunLimits:
+    """``[limits]``: each run's wall time in seconds and resident memory in MB (the defaults where unset)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: limits must be a table, e.g. [limits] seconds = 1800, memory_mb = 8192; "
+                         f"got {table!r}")
+    unknown = sorted(set(table) - set(LIMIT_RULES))
+    if unknown:
+        raise ValueError(f"{path}: unknown limits key(s) {unknown}; allowed: {sorted(LIMIT_RULES)}")
+    for key, value in table.items():
+        low, meaning = LIMIT_RULES[key]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > low:
+            raise ValueError(f"{path}: limits.{key} = {value!r}: must be a number > {low:g} ({meaning})")
+    return RunLimits(**{k: float(v) for k, v in table.items()})
 
 
 def _check_seeds(seeds: Any, path: Path) -> None:

@@ -1,10 +1,13 @@
 """A sweep: plan the runs of a suite, skip those with a record (resume), run the rest, report.
 
 Records are written atomically by this process, one per run, as soon as the run ends, so a sweep killed
-at any point loses at most the run in flight. A failed run is recorded and the sweep goes on."""
+at any point loses at most the run in flight. A failed run is recorded and the sweep goes on. Each run
+executes in a child process under its suite's time and memory limits (``benchmark.isolation``), on both
+backends: a run that hangs or grows past them is stopped and recorded as failed."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -22,6 +25,7 @@ from benchmark.claims_files import claim, release
 from benchmark.contracts import hparams_from_dict
 from benchmark.data import Prepared
 from benchmark.execution import RunConditions, execute
+from benchmark.isolation import RunLimits, call_in_child, start_method
 from benchmark.protocols import condition_versions
 from benchmark.records import (
     RECORD_VERSION,
@@ -46,10 +50,11 @@ class PlannedRun:
     path: Path
     provenance: Provenance
     conditions: RunConditions
+    limits: RunLimits = RunLimits()
 
     def payload(self) -> dict[str, Any]:
         """Everything a task needs, as plain data (it travels to Dask workers)."""
-        return {"spec": self.spec.to_json(), "conditions": self.conditions.to_json()}
+        return {"spec": self.spec.to_json(), "conditions": self.conditions.to_json(), "limits": self.limits.to_json()}
 
 
 @dataclass
@@ -123,7 +128,7 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
                                test_conditions=tests, draw=draw_index, label=row.label)
                 rid = run_id(spec, provenance)
                 runs.append(PlannedRun(spec, rid, record_path(results, spec, rid), provenance,
-                                       RunConditions(train_cond, tuple(grid))))
+                                       RunConditions(train_cond, tuple(grid)), suite.limits))
     return runs
 
 
@@ -189,6 +194,8 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         return False
 
     def finish(r: PlannedRun, body: dict[str, Any]) -> None:
+        # A run stopped before it returned has no body from the dataset: its card's metric is known here.
+        body.setdefault("primary_metric", registry.get("dataset", r.spec.dataset).cls.card.primary_metric)
         body["run_id"] = r.run_id
         body["record_version"] = RECORD_VERSION
         body["provenance"] = r.provenance.to_json()
@@ -201,16 +208,20 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         bar.set_postfix_str(f"{r.spec.method}/{r.spec.dataset}/s{r.spec.seed}")
         bar.update(1)
 
+    files = [str(p) for p in registry.METHOD_FILES]
     if backend == "serial":
+        start = start_method(device.type, threads)
+        if todo:
+            prepare_fork_source(start, threads)
         for r in todo:
             if take(r):
-                finish(r, run_task(r.payload(), [], str(device), threads, cache))
+                finish(r, run_task_limited(r.payload(), files, str(device), threads, start, cache))
     elif backend == "dask":
         if todo:  # nothing to run: no cluster to start
             from benchmark.dask_backend import run_on_dask
 
-            run_on_dask(todo, finish, run_task, ([str(p) for p in registry.METHOD_FILES], str(device), threads),
-                        workers, scheduler, take)
+            run_on_dask(todo, finish, run_task_limited,
+                        (files, str(device), threads, start_method(worker=True)), workers, scheduler, take)
     else:
         raise ValueError(f"unknown backend {backend!r}; use serial or dask")
     bar.close()
@@ -218,7 +229,77 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
     return summary
 
 
+def prepare_fork_source(start: str, threads: int) -> None:
+    """Make the process the runs start from hold what every run would otherwise load for itself: this
+    process where they are forked from it (torch's deterministic mode, which imports torch's compiler
+    config, ~2-4 s; the git state), else the forkserver, started now where the CLI has not already."""
+    if start == "fork":
+        from benchmark import environment
+        from benchmark.seeding import set_determinism
+
+        set_determinism(threads)  # what the first in-process run used to do, for good, in this process
+        environment.git_state()
+        environment.cpu_name()
+    elif start == "forkserver":
+        from benchmark.dask_backend import SERIAL_PRELOAD, warm_forkserver
+
+        warm_forkserver(SERIAL_PRELOAD)
+
+
 _WORKER_CACHE = DataCache()
+#: What a child process needs to find the plug-ins and the data exactly as the sweep's process does (a
+#: forkserver keeps the environment it started with).
+CHILD_ENVIRONMENT = ("BENCHMARK_DATA", "BENCHMARK_METHODS_PATH", "BENCHMARK_DATASETS_PATH")
+
+
+def run_task_limited(payload: dict[str, Any], method_files: list[str], device: str, threads: int,
+                     start: str | None = None, cache: DataCache | None = None) -> dict[str, Any]:
+    """``run_task`` in a child process under the payload's limits (``benchmark.isolation``): the record body
+    it returns, with the run's peak resident memory and its limits; or, for a run stopped at a limit or
+    whose process died, a failed body saying so. Never raises for what the run does. A forked child reads
+    its data from ``cache`` (this process's data, loaded here first so every run of a dataset shares one load)."""
+    limits = RunLimits.from_json(payload.get("limits"))
+    env = {k: os.environ.get(k) for k in CHILD_ENVIRONMENT}
+    cache = cache or _WORKER_CACHE
+    if (start or start_method()) == "fork":
+        spec = payload["spec"]
+        with contextlib.suppress(Exception):  # a dataset that fails to load fails its run, in the child
+            cache.get(spec["dataset"], spec.get("dataset_params") or {})
+    else:
+        cache = None  # a forkserver's child loads its own (the cache would travel pickled)
+    done = call_in_child(_run_task_in_child, (payload, method_files, device, threads, env, cache), limits, start)
+    if done.value is not None:
+        body = done.value
+    else:  # stopped at a limit, or its process died: where it ran is known here
+        from benchmark.environment import describe
+        from benchmark.timing import Clock, MemoryMeter
+
+        dev = torch.device(device)
+        body = {"spec": payload["spec"], "status": "failed", "error": done.error, "wall_seconds": done.seconds,
+                "environment": describe(dev), "clock": Clock(dev).name, "memory_meter": MemoryMeter(dev).name}
+    # The peak of the run's process: the parent's readings of its resident high-water mark, and on the CPU
+    # the meter's exact per-phase peaks (the readings are 50 ms apart).
+    peaks = [done.peak_rss_mb] if done.peak_rss_mb is not None else []
+    if str(body.get("memory_meter", "")).startswith("process"):
+        peaks += [v for v in (body.get("memory_mb") or {}).values() if isinstance(v, int | float)]
+    body["peak_memory_mb"] = max(peaks) if peaks else None
+    body["limits"] = limits.to_json()
+    return body
+
+
+def _run_task_in_child(payload: dict[str, Any], method_files: list[str], device: str, threads: int,
+                       env: dict[str, str | None], cache: DataCache | None) -> dict[str, Any]:
+    """In the child: take the sweep's plug-in and data folders (a forkserver started with its own), run."""
+    if any(os.environ.get(k) != v for k, v in env.items()):
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        registry.methods.cache_clear()
+        registry.datasets.cache_clear()
+        cache = DataCache()
+    return run_task(payload, method_files, device, threads, cache)
 
 
 def run_task(payload: dict[str, Any], method_files: list[str], device: str, threads: int,

@@ -37,3 +37,28 @@ class MutatesInFit(_Uniform):
             for m in split.x:
                 split.x[m].add_(1.0)
             split.y.zero_()
+
+
+class Hangs(_Uniform):
+    """A ``fit`` that never returns: without a time limit the sweep (and every resume of it) waits forever."""
+
+    name = "hangs"
+
+    def fit(self, train, val, ctx):
+        import time
+
+        while True:
+            time.sleep(3600)
+
+
+class Hog(_Uniform):
+    """Allocates far beyond any test limit, 256 MB at a time (each page touched, so it is resident). Stops
+    at 4 GB with an error, so a runner that fails to stop it fails the test instead of the machine."""
+
+    name = "hog"
+
+    def fit(self, train, val, ctx):
+        held = []
+        for _ in range(16):
+            held.append(torch.ones(2**26))  # 256 MB of float32
+        raise RuntimeError(f"allocated {len(held) * 256} MB and nobody stopped it")
