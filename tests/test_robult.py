@@ -102,7 +102,9 @@ def test_rbf_weights_are_symmetric_one_on_the_diagonal_and_in_zero_one(n: int, p
     assert torch.allclose(fixed, torch.ones(n, n, dtype=w.dtype), rtol=0, atol=1e-12)
     quantile, _ = rb.rbf_weights(s, rule="quantile", quantile=0.1)
     assert torch.equal(quantile, quantile.T) and torch.equal(torch.diagonal(quantile), torch.ones(n, dtype=w.dtype))
-    assert bool((quantile > 0).all()) and bool((quantile <= 1).all())
+    # A low quantile makes far pairs' exp(-d2 / 2 sigma2) underflow to exactly 0 in float32 (hypothesis found
+    # n=3, p=2, seed=2): the weights stay in [0, 1] and the target rows still normalise.
+    assert bool((quantile >= 0).all()) and bool((quantile <= 1).all())
 
 
 @FAST
