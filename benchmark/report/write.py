@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmark.leaderboard import build_table, with_tuning
 from benchmark.report.background import Background
+from benchmark.report.diagnostics import diagnostics_markdown
 from benchmark.report.html import render
 from benchmark.report.markdown import md_table, to_markdown
 from benchmark.report.statistics_page import write_statistics
@@ -100,6 +101,7 @@ def write_leaderboard(results: Results, selected: Results, chosen: dict, long: p
                 "# Leaderboard:", "# NOT A LEADERBOARD (oracle selection on test data):", 1))
         md += "\nAn oracle selection on test data, for reference only, is in `leaderboard_oracle.md`.\n"
         md += "\n" + "\n".join(rank_shift_markdown(results, table, baseline, rule))
+    md += diagnostics_markdown(selected)
     (out_dir / "leaderboard.md").write_text(md)
     if not table.empty:
         (out_dir / "leaderboard.html").write_text(render(table, long, marks, selected, suite, rule, out_dir,
