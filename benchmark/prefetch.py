@@ -18,6 +18,8 @@ is read by the caller. Importing this module imports no third-party package.
 
 from __future__ import annotations
 
+import array
+import contextlib
 import gc
 import marshal
 import mmap
@@ -100,7 +102,7 @@ class RecordPrefetch:
         pipe.flush()
         if scope is not None:
             kept, stale, _ = choose(records, scope)
-            self._send(pipe, ([r.run_id for r in kept], stale, gather(kept, stale)), offset)
+            self._send(pipe, ([r.run_id for r in kept], stale, _packed(gather(kept, stale))), offset)
 
     def _send(self, pipe: Any, value: Any, offset: int) -> int:
         data = marshal.dumps(value)
@@ -169,3 +171,14 @@ class RecordPrefetch:
         if self._shared is not None:
             self._shared.close()
             self._shared = None
+
+
+def _packed(parts: dict[str, Any]) -> dict[str, Any]:
+    """The long lists of ``gather``'s parts as the bytes of C arrays of doubles and 64-bit integers (what
+    numpy reads without a Python object per element; ``benchmark.results.table_of`` reads either), where
+    their elements allow it."""
+    out = dict(parts)
+    for key, kind in (("values", "d"), ("cond_codes", "q"), ("metric_codes", "q")):
+        with contextlib.suppress(TypeError, OverflowError):  # e.g. a metric recorded as null: the list as it is
+            out[key] = array.array(kind, parts[key]).tobytes()
+    return out

@@ -146,6 +146,11 @@ def run_frame(records: list[RunRecord], stale: dict[str, str] | None = None) -> 
     return pd.DataFrame(columns, columns=[*RUN_KEYS, "stale_reason", "path", "error"])
 
 
+def _array(values: list | bytes, dtype: type) -> np.ndarray:
+    """A list as an array of ``dtype``, or the bytes of such an array (benchmark.prefetch packs them)."""
+    return np.frombuffer(values, dtype=dtype) if isinstance(values, bytes) else np.asarray(values, dtype=dtype)
+
+
 def _categorical(values: list[Any], codes: np.ndarray) -> pd.Categorical:
     """``values[codes]`` as a pandas Categorical with its categories in sorted order (so grouping sorts as
     it would on strings), built from codes: a column of 300k rows costs no Python string per row."""
@@ -166,7 +171,7 @@ def table_of(parts: dict[str, Any]) -> pd.DataFrame:
     """The tidy table from ``gather``'s parts."""
     attrs, metric_names = parts["attrs"], parts["metric_names"]
     rows = np.repeat(np.arange(len(parts["rows_per_run"]), dtype=np.int64), parts["rows_per_run"])
-    cc = np.asarray(parts["cond_codes"], dtype=np.int64)
+    cc = _array(parts["cond_codes"], np.int64)
     columns: dict[str, Any] = {}
     for col, series in parts["runs"].items():
         if col in ("seed", "draw"):
@@ -182,9 +187,8 @@ def table_of(parts: dict[str, Any]) -> pd.DataFrame:
         columns[col] = _categorical([a[3].get(col, "") for a in attrs], cc)
     columns["severity"] = np.asarray([math.nan if a[3].get("severity") is None else float(a[3]["severity"])
                                       for a in attrs], dtype=float)[cc]
-    columns["metric"] = _categorical([*CONDITION_METRICS, *metric_names],
-                                     np.asarray(parts["metric_codes"], dtype=np.int64))
-    columns["value"] = np.asarray(parts["values"], dtype=float)
+    columns["metric"] = _categorical([*CONDITION_METRICS, *metric_names], _array(parts["metric_codes"], np.int64))
+    columns["value"] = _array(parts["values"], np.float64)
     return pd.DataFrame(columns, columns=COLUMNS)
 
 

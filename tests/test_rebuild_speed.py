@@ -17,9 +17,10 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from benchmark.grouped import Grouped
-from benchmark.prefetch import RecordPrefetch
+from benchmark.prefetch import RecordPrefetch, _packed
 from benchmark.report.background import Background
-from benchmark.results import load, suite_scope
+from benchmark.results import load, suite_scope, table_of
+from benchmark.rows import gather
 from benchmark.statistics import mean_interval, mean_intervals, not_worse_than_best, pairwise_tests
 
 
@@ -47,6 +48,13 @@ def test_a_prefetched_load_is_a_plain_load(runner_folder: Path, tmp_path: Path) 
     rid = json.loads(good.read_text())["run_id"]
     (folder / "runs" / f"zz_copy__x__{rid}.json").write_text(good.read_text())  # the same run, recorded twice
     _same_results(load(folder, scope, prefetch), load(folder, scope))
+
+
+def test_packed_rows_make_the_same_table(runner_results) -> None:
+    parts = gather(runner_results.records, runner_results.stale)
+    pd.testing.assert_frame_equal(table_of(_packed(parts)), table_of(parts), check_exact=True)
+    parts["values"][0] = None  # a metric recorded as null: sent as the list it is, read as NaN
+    assert isinstance(_packed(parts)["values"], list) and math.isnan(table_of(_packed(parts))["value"][0])
 
 
 def test_grouped_reductions_are_numpys_on_each_group_bit_for_bit() -> None:
