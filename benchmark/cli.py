@@ -9,6 +9,12 @@ from pathlib import Path
 
 from benchmark.paths import FIGURES_DIR
 
+#: Set by a command whose process holds nothing that needs tearing down: ``python -m benchmark`` then ends
+#: it with ``os._exit`` once its output is flushed. A rebuild holds its records (millions of objects),
+#: and freeing them and the interpreter took ~0.3 s of a ~3 s rebuild.
+EXIT_WITHOUT_TEARDOWN = False
+_KEPT: list = []  # what such a command leaves to the end of the process instead of freeing it
+
 RESULTS_HELP = "results folder (default: the suite's own: results/ for full, results/NAME for the others)"
 
 
@@ -138,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.failed_before else 0
 
 
-def _rebuild(name: str, results: Path | None) -> None:
+def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.results.Results
     """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import).
     The record files are decoded by a second process while this one imports pandas, scipy and the report
     code (benchmark.prefetch)."""
@@ -167,6 +173,7 @@ def _rebuild(name: str, results: Path | None) -> None:
           f"-> {out / 'leaderboard.md'}", file=sys.stderr)
     for note in loaded.notes():
         print(f"note: {note}", file=sys.stderr)
+    return loaded
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -180,7 +187,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
               file=sys.stderr)
         return 0
-    _rebuild(args.suite, args.results)
+    global EXIT_WITHOUT_TEARDOWN
+    _KEPT.append(_rebuild(args.suite, args.results))
+    EXIT_WITHOUT_TEARDOWN = True  # its files are written and closed; its children are joined
     if args.update_readme:
         from benchmark.report.readme import update_readme
 
