@@ -22,7 +22,7 @@ import contextlib
 import gc
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class Results:
     other: int  # valid records outside the scope (another suite, settings the suite no longer has)
     table: pd.DataFrame
     superseded: int = 0  # records of a run that a fresher record of the same run replaces
+    _runs: tuple | None = field(default=None, init=False, repr=False, compare=False)  # runs() of these records
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -65,8 +66,14 @@ class Results:
         return {r.run_id: r for r in self.records}
 
     def runs(self) -> pd.DataFrame:
-        """One row per run: the run keys (what the table repeats on each of its rows)."""
-        return run_frame(self.records, self.stale)
+        """One row per run: the run keys (what the table repeats on each of its rows). Made once for the
+        records and stale marks the results hold (a copy each call: callers add columns)."""
+        cached = self._runs
+        if cached is None or cached[0] is not self.records or cached[1] != len(self.records) \
+                or cached[2] is not self.stale or cached[3] != len(self.stale):
+            cached = self._runs = (self.records, len(self.records), self.stale, len(self.stale),
+                                   run_frame(self.records, self.stale))
+        return cached[4].copy()
 
     def notes(self) -> list[str]:
         """What a reader of the tables must know: stale records, invalid files, records of other suites."""

@@ -234,8 +234,15 @@ def not_worse_than_best(pairwise: pd.DataFrame, table: pd.DataFrame) -> set[tupl
 def critical_difference(k: int, n: int, alpha: float = ALPHA) -> float:
     """Nemenyi's critical difference of average ranks: q_alpha * sqrt(k (k + 1) / (6 n)), with q_alpha
     the studentised range quantile over sqrt(2) (Demšar 2006)."""
-    q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
+    q = _studentized_range_quantile(1 - alpha, k) / math.sqrt(2)
     return float(q * math.sqrt(k * (k + 1) / (6 * n)))
+
+
+@functools.cache
+def _studentized_range_quantile(p: float, k: int) -> float:
+    """``scipy.stats.studentized_range.ppf(p, k, inf)``, once per (p, k): a root search over numerical
+    integrals, the same for every family's Friedman test."""
+    return stats.studentized_range.ppf(p, k, np.inf)
 
 
 def nemenyi_friedman(values: np.ndarray) -> np.ndarray:
