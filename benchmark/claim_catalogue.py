@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.claims import (
+    RUN_KEYS,
     Claim,
     RunValues,
     Verdict,
@@ -60,7 +61,7 @@ def removing_owner_costs_most(owner: str) -> RunValues:
     def values(results: Results) -> pd.Series:
         part = _test_accuracy(results)
         part = part[part["condition"].str.startswith("missing_modality[")]
-        keys = ["method", "dataset", "train_condition", "seed"]
+        keys = RUN_KEYS
         own = part[part["condition"] == f"missing_modality[{owner}]"].groupby(keys)["value"].mean()
         others = part[part["condition"] != f"missing_modality[{owner}]"].groupby(keys)["value"].min()
         return (others - own).dropna()

@@ -29,7 +29,7 @@ from scipy import stats
 
 from benchmark.records import RunRecord
 from benchmark.results import Results
-from benchmark.statistics import ALPHA
+from benchmark.statistics import ALPHA, mean_interval
 
 #: The index every per-run value carries: one value per (row label, dataset, training condition, seed).
 RUN_KEYS = ["method", "dataset", "train_condition", "seed"]
@@ -149,13 +149,6 @@ def _one_sided(d: np.ndarray, test: str) -> tuple[float, float]:
             float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue))
 
 
-def _interval(d: np.ndarray) -> tuple[float | None, float | None]:
-    if len(d) < 2 or np.allclose(d, d[0]):
-        return (float(d[0]), float(d[0])) if len(d) else (None, None)
-    lo, hi = stats.t.interval(1 - ALPHA, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
-    return float(lo), float(hi)
-
-
 def by_unit(values: pd.Series, unit: str = "auto") -> tuple[np.ndarray, str, str, list[str]]:
     """Reduce per-run values (indexed by dataset and seed) to one value per unit. Returns the values,
     the unit's name, the test to use and the datasets involved."""
@@ -183,8 +176,8 @@ def _verdict(d: np.ndarray, unit: str, test: str, what: str, used: str, margin: 
                        f"not enough units ({len(d)}): {used}", scale, effect_unit)
     p_g, p_l = _one_sided(d + margin, test)
     verdict = "supported" if p_g < ALPHA else "not supported" if p_l < ALPHA else "inconclusive"
-    lo, hi = _interval(d)
-    return Verdict(verdict, p_g, float(d.mean()), lo, hi, unit, len(d), name, used, scale, effect_unit)
+    mean, lo, hi = mean_interval(d)
+    return Verdict(verdict, p_g, mean, lo, hi, unit, len(d), name, used, scale, effect_unit)
 
 
 def _select(values: pd.Series, row: str, train_condition: str, datasets: tuple[str, ...] | None) -> pd.Series:

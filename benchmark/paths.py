@@ -25,8 +25,7 @@ def data_dir() -> Path:
     ``$XDG_CACHE_HOME/robust-mm-bench`` (``~/.cache/robust-mm-bench``), where a user expects caches."""
     if "BENCHMARK_DATA" in os.environ:
         return Path(os.environ["BENCHMARK_DATA"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "robust-mm-bench"
+    return _user_cache()
 
 
 def checks_dir() -> Path:
@@ -35,8 +34,12 @@ def checks_dir() -> Path:
     about a method's source, not about a data store, so a fresh store does not check every method again."""
     if "BENCHMARK_CHECKS" in os.environ:
         return Path(os.environ["BENCHMARK_CHECKS"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "robust-mm-bench" / "checks"
+    return _user_cache() / "checks"
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/robust-mm-bench`` (``~/.cache/robust-mm-bench``), where a user expects caches."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "robust-mm-bench"
 
 
 def _extra(var: str) -> list[Path]:
