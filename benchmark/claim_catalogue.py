@@ -42,12 +42,9 @@ ACCURACY_MARGIN = 0.02
 
 
 def _extra(*path: str) -> Callable[[RunRecord], float | None]:
+    """A record's extra at ``path`` as a number (a list's mean over its non-missing entries)."""
     def of(r: RunRecord) -> float | None:
-        v = r.body
-        for k in path:
-            if not isinstance(v, dict) or k not in v:
-                return None
-            v = v[k]
+        v = r.extra(*path)
         if isinstance(v, list):
             v = [x for x in v if x is not None]
             return float(np.mean(v)) if v else None
@@ -69,8 +66,8 @@ def removing_owner_costs_most(owner: str) -> RunValues:
 
 
 def _two_component_share(r: RunRecord) -> float | None:
-    fits, fallbacks = _extra("extras", "gmm_fits")(r), _extra("extras", "gmm_fallbacks")(r)
-    return None if not fits else 1.0 - fallbacks / fits
+    share = _extra("extras", "gmm_fallback_share")(r)
+    return None if share is None else 1.0 - share
 
 
 def selection_vs(of: str) -> Callable[[RunRecord], float | None]:

@@ -191,6 +191,16 @@ class RunRecord:
     def error(self) -> dict[str, str]:
         return self.body.get("error") or {}
 
+    def extra(self, *path: str) -> Any:
+        """The value at ``path`` in the record's JSON (e.g. ``"extras", "gmm_fits"``), None where any key
+        along it is missing: methods record different extras, and older records fewer of them."""
+        value: Any = self.body
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
     def stale_reason(self, hashes: SourceHashes) -> str:
         """Why this record no longer matches the code ('' when it does): an older record layout or engine
         version, or a method or loader whose source changed since the run."""

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from benchmark.records import RunRecord
 from benchmark.report.diagnostics import diagnostics_markdown
 
 
-def rec(method: str, dataset: str, extras: dict, extras_test: dict | None = None, label: str = ""):
+def rec(method: str, dataset: str, extras: dict, extras_test: dict | None = None, label: str = "") -> SimpleNamespace:
+    """A record as the diagnostics read it: a RunRecord's body and ``extra``, with the spec's fields the
+    grouping uses."""
     spec = SimpleNamespace(method=method, train_condition="standard", label=label)
-    return SimpleNamespace(spec=spec, method=label or method, dataset=dataset,
-                           body={"extras": extras, "extras_test": extras_test or {}})
+    body = {"extras": extras, "extras_test": extras_test or {}}
+    return SimpleNamespace(spec=spec, method=label or method, dataset=dataset, body=body,
+                           extra=lambda *path: RunRecord.extra(SimpleNamespace(body=body), *path))
+
+
+def gmm_extras(fits: int, fallbacks: int) -> dict:
+    """What gmm_adaptive writes (methods/gmm_adaptive.py)."""
+    return {"gmm_fits": fits, "gmm_fallbacks": fallbacks, "gmm_fallback_share": fallbacks / fits}
 
 
 def test_a_dataset_where_most_gmm_fits_fell_back_is_flagged() -> None:
-    ok = [rec("gmm_adaptive", "a", {"gmm_fits": 10, "gmm_fallbacks": 9}),
-          rec("gmm_adaptive", "a", {"gmm_fits": 10, "gmm_fallbacks": 7}),
-          rec("gmm_adaptive", "b", {"gmm_fits": 10, "gmm_fallbacks": 1})]
+    ok = [rec("gmm_adaptive", "a", gmm_extras(10, 9)), rec("gmm_adaptive", "a", gmm_extras(10, 7)),
+          rec("gmm_adaptive", "b", gmm_extras(10, 1))]
     md = diagnostics_markdown(SimpleNamespace(ok=ok))
     line_a = next(x for x in md.splitlines() if x.startswith("| gmm_adaptive | a |"))
     line_b = next(x for x in md.splitlines() if x.startswith("| gmm_adaptive | b |"))

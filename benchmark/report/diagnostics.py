@@ -5,7 +5,6 @@ falls back to one component, saturated PU weights). Read from the records' extra
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -18,14 +17,6 @@ from benchmark.results import Results
 GMM_FALLBACK_FLAG = 0.5
 #: The spec's healthy range of Robult's mean off-diagonal PU weight.
 PU_HEALTHY = (0.05, 0.5)
-
-
-def _get(body: dict[str, Any], *path: str) -> Any:
-    for k in path:
-        if not isinstance(body, dict) or k not in body:
-            return None
-        body = body[k]
-    return body
 
 
 def _mean(values: list[float | None]) -> float:
@@ -54,7 +45,7 @@ def _table(results: Results, base: str, header: list[str],
 
 
 def _conformal(recs: list[RunRecord]) -> list[str]:
-    summaries = [_get(r.body, "extras_test", "selection_summary") or {} for r in recs]
+    summaries = [r.extra("extras_test", "selection_summary") or {} for r in recs]
     bound = sorted({str(s.get("selection_bound")) for s in summaries if s.get("selection_bound")})
     return [", ".join(bound) or "—", _fmt(_mean([s.get("q") for s in summaries])),
             _fmt(_mean([s.get("mean_selected") for s in summaries])),
@@ -62,16 +53,13 @@ def _conformal(recs: list[RunRecord]) -> list[str]:
 
 
 def _gmm(recs: list[RunRecord]) -> list[str]:
-    fits = [_get(r.body, "extras", "gmm_fits") for r in recs]
-    fallbacks = [_get(r.body, "extras", "gmm_fallbacks") for r in recs]
-    shares = [f / n if isinstance(n, (int, float)) and n else None for f, n in zip(fallbacks, fits, strict=True)]
-    share = _mean(shares)
+    share = _mean([r.extra("extras", "gmm_fallback_share") for r in recs])
     flag = "**premise fails: most fits unimodal**" if np.isfinite(share) and share > GMM_FALLBACK_FLAG else ""
     return [_fmt(share, pct=True), flag]
 
 
 def _robult(recs: list[RunRecord]) -> list[str]:
-    w = _mean([_get(r.body, "extras", "rbf_mean_offdiag_w_overall") for r in recs])
+    w = _mean([r.extra("extras", "rbf_mean_offdiag_w_overall") for r in recs])
     healthy = "" if not np.isfinite(w) or PU_HEALTHY[0] <= w <= PU_HEALTHY[1] else "**outside 0.05–0.5**"
     return [_fmt(w), healthy]
 
