@@ -151,21 +151,35 @@ def test_performance_profiles_match_rliable(long: pd.DataFrame) -> None:
 
 
 def test_signed_rank_probabilities_match_baycomp(long: pd.DataFrame) -> None:
+    """Within sampling error of baycomp's own run; exactly on baycomp's own posterior draws; and the draws
+    follow the Dirichlet(prior, 1, ..., 1) posterior (the pseudo-observation's mean weight)."""
+    import inspect
+
     import baycomp
 
-    samples = 50_000
+    prior = inspect.signature(baycomp.SignedRankTest.sample).parameters["prior"].default  # baycomp's 0.5
+    samples, ref_samples = 50_000, 5_000
     for condition in ("standard", "train_missing[0.3]"):
         data = cells(long, condition)
         ours = bayesian_comparison(data, BASELINE, samples=samples).set_index("method")
         y = np.array([s.mean() for s in data.scores[BASELINE]])
+        weights = np.r_[prior, np.ones(len(y))]
+        w = np.random.RandomState(aggregates.SEED).dirichlet(weights, ref_samples)  # baycomp's draws
+        products = (w[:, :, None] * w[:, None, :]).reshape(ref_samples, -1)
         for method in ours.index:
             x = np.array([s.mean() for s in data.scores[method]])
-            ref = np.array(baycomp.SignedRankTest.probs(x, y, rope=aggregates.ROPE, prior=aggregates.PRIOR,
-                                                        nsamples=5_000, random_state=aggregates.SEED))
+            ref = np.array(baycomp.SignedRankTest.probs(x, y, rope=0.01, nsamples=ref_samples,
+                                                        random_state=aggregates.SEED))
+            same_draws = aggregates._signed_rank_regions((y - x)[None, :], 0.01, products)[0]
+            np.testing.assert_allclose(same_draws, ref, rtol=0, atol=1e-12)
             got = ours.loc[method, ["p_better", "p_rope", "p_worse"]].to_numpy(float)
             p = (got + ref) / 2
-            tol = Z * np.sqrt(p * (1 - p) * (1 / samples + 1 / 5_000)) + 1e-3
+            tol = Z * np.sqrt(p * (1 - p) * (1 / samples + 1 / ref_samples)) + 1e-3
             assert np.all(np.abs(got - ref) <= tol), (condition, method, got, ref)
+    first = np.sqrt(aggregates._posterior_weights(7, aggregates.PRIOR, samples)[:, 0])  # w_0 of each draw
+    alpha = prior + 7
+    sd = np.sqrt(prior * 7 / (alpha ** 2 * (alpha + 1)) / samples)
+    assert abs(first.mean() - prior / alpha) < Z * sd
 
 
 def known(effects: dict[str, float], datasets: int = 6, seeds: int = 5, noise: float = 0.002) -> pd.DataFrame:
