@@ -136,12 +136,18 @@ def record_value(of: Callable[[RunRecord], float | None]) -> RunValues:
 # Units and tests
 
 
+def _no_spread(d: np.ndarray) -> bool:
+    return len(d) == 0 or bool(np.allclose(d, d[0]))
+
+
 def _one_sided(d: np.ndarray, test: str) -> tuple[float, float]:
     """p-values of mean(d) > 0 and mean(d) < 0 (``test``: "t" or "wilcoxon"). Without spread the t
-    statistic is undefined: a constant d is decided by its sign, d = 0 gives 1 both ways."""
-    if len(d) == 0 or np.allclose(d, d[0]):
+    statistic is undefined: a constant d gets the exact sign test instead (n units all on one side:
+    p = 0.5^n, what the exact Wilcoxon test gives too), and d = 0 gives 1 both ways."""
+    if _no_spread(d):
         c = d[0] if len(d) else 0.0
-        return (0.0, 1.0) if c > 0 else (1.0, 0.0) if c < 0 else (1.0, 1.0)
+        sign = 0.5 ** len(d)
+        return (sign, 1.0) if c > 0 else (1.0, sign) if c < 0 else (1.0, 1.0)
     if test == "wilcoxon":
         return (float(stats.wilcoxon(d, alternative="greater").pvalue),
                 float(stats.wilcoxon(d, alternative="less").pvalue))
@@ -168,7 +174,9 @@ _TEST_NAMES = {"wilcoxon": "one-sided Wilcoxon signed-rank test", "t": "one-side
 def _verdict(d: np.ndarray, unit: str, test: str, what: str, used: str, margin: float = 0.0,
              scale: float = 100.0, effect_unit: str = "points") -> Verdict:
     """Decide on per-unit values d (already oriented so that the claim says d > -margin)."""
-    name = f"{_TEST_NAMES[test]} over {unit.split(' of ')[0]} of {what}"
+    test_name = "one-sided exact sign test (no spread: a t statistic is undefined)" \
+        if len(d) >= 2 and _no_spread(d + margin) else _TEST_NAMES[test]
+    name = f"{test_name} over {unit.split(' of ')[0]} of {what}"
     if margin:
         name += f" > −{margin * scale:g} {effect_unit} (non-inferiority margin)"
     if len(d) < 2:
