@@ -15,6 +15,7 @@ import math
 import os
 import re
 import subprocess
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -188,7 +189,8 @@ def summary_tables(rows_of: list[dict[str, Any]], marks: set, deltas: list[str])
         methods = sorted({r["method"] for r in rows_of if r["train_condition"] == cond})
         grid = [[index.get((d, cond, m), {}) for d in datasets] for m in methods]
         score = np.array([[r.get("clean_primary", np.nan) for r in line] for line in grid], dtype=float)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a method without any finished run: NaN, shown as —
             ranks = np.nanmean(_ranks(score), axis=1) if score.size else np.array([])
             missing = np.array([np.nanmean([r.get("missing_mean_accuracy", np.nan) for r in line]) for line in grid])
             params = np.array([np.nanmedian([r.get("n_parameters", np.nan) for r in line]) for line in grid])
