@@ -9,7 +9,9 @@ or the ``standard`` one (``main_condition``) and says so in its title.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -55,12 +57,40 @@ def check_selected(results: Results) -> None:
                          "training condition before drawing figures")
 
 
-def draw_all(results: Results, out_dir: Path,
+def default_out(results: Results) -> Path:
+    """Where a suite's figures go: the committed full suite's (the one whose results are ``results/``)
+    in ``paper_figures/``, every other suite's in its own folder, ``RESULTS/figures``, so drawing one
+    suite never overwrites another's figures."""
+    folder = results.scope.results_dir.resolve()
+    return FIGURES_DIR if folder == (FIGURES_DIR.parent / "results").resolve() else folder / "figures"
+
+
+def of_training_condition(results: Results, condition: str) -> Results:
+    """The results of one training condition only (records and table), for a figure drawn per condition."""
+    return dataclasses.replace(results, records=[r for r in results.records if r.spec.train_condition == condition],
+                               table=results.table[results.table["train_condition"] == condition])
+
+
+def file_suffix(condition: str) -> str:
+    """The file-name suffix of a figure of one training condition: none for ``standard``, else ``__`` and
+    the condition in letters, digits, ``_`` and ``-`` (``labels[0.1]`` -> ``__labels-0_1``)."""
+    if condition == STANDARD:
+        return ""
+    return "__" + re.sub(r"[^A-Za-z0-9_-]+", "-", condition.replace(".", "_")).strip("-")
+
+
+def draw_all(results: Results, out_dir: Path | None = None,
              suite_results: Callable[[str], Results] | None = None) -> dict[str, list[Path] | str]:
     """Every figure; one that has no data to draw says why instead of failing the others. A script that
-    sets ``SUITE = "name"`` draws that suite's results (``suite_results(name)``) instead."""
+    sets ``SUITE = "name"`` draws that suite's results (``suite_results(name)``) instead; one that sets
+    ``PER_CONDITION = True`` is drawn once per training condition (``standard`` under its plain name,
+    the others with ``file_suffix``). ``out_dir`` defaults to ``default_out``; ``paper_figures/`` holds
+    the committed full suite's figures only: another suite asked to draw there draws into its own folder."""
     from benchmark import figure_style
 
+    own_out = default_out(results)
+    if out_dir is None or (out_dir.resolve() == FIGURES_DIR.resolve() and own_out != FIGURES_DIR):
+        out_dir = own_out
     figure_style.apply()
     done: dict[str, list[Path] | str] = {}
     for name, module in scripts().items():
@@ -68,7 +98,18 @@ def draw_all(results: Results, out_dir: Path,
         try:
             res = suite_results(own) if own and suite_results else results
             check_selected(res)
-            done[name] = module.draw(res, out_dir)
+            if getattr(module, "PER_CONDITION", False):
+                paths: list[Path] = []
+                for cond in training_conditions(res.table):
+                    with figure_style.suffix(file_suffix(cond)):
+                        try:
+                            paths += module.draw(of_training_condition(res, cond), out_dir)
+                        except NoData:
+                            if cond == main_condition(res):
+                                raise
+                done[name] = paths
+            else:
+                done[name] = module.draw(res, out_dir)
         except NoData as exc:
             done[name] = f"skipped: {exc}"
     return done
@@ -106,6 +147,12 @@ def records_by(results: Results, condition: str, method: str | None = None) -> d
 
 def condition_title(condition: str) -> str:
     return f"training condition: {condition}"
+
+
+def mean_band(values: pd.Series | np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% Student-t interval over seeds of one cell (collapsed to the mean with one seed)."""
+    mean, lo, hi = mean_interval(np.asarray(values, dtype=float), CONFIDENCE)
+    return mean, (lo if np.isfinite(lo) else mean), (hi if np.isfinite(hi) else mean)
 
 
 def band(rows: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

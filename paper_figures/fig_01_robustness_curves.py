@@ -1,7 +1,8 @@
-"""Robustness curves: accuracy against severity or missing rate, per dataset and protocol family, one
-line per method with a 95% band over seeds, for the ``standard`` training condition (the title names the
-one drawn). A family's curve averages its curves (e.g. Gaussian noise on each modality) at each
-severity; severity 0 is the clean test set."""
+"""Robustness curves: accuracy (%) against severity or missing rate, one figure per protocol family
+(``fig_01_robustness_curves_FAMILY``) with one panel per dataset and one line per method with its 95%
+band over seeds; drawn per training condition. A family's curve averages its curves (e.g. Gaussian
+noise on each modality) at each severity; severity 0 is the clean test set. One figure per family keeps
+each within a page (all families at once were 35 panels)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.figure_style import grid, method_style, save
+from benchmark.figure_style import grid, legend_below, method_style, save
 from benchmark.figures import NoData, band, condition_title, main_condition, of_condition, values
 from benchmark.results import Results
 
+PER_CONDITION = True
 XLABELS = {"missing": "missing rate", "mnar": "missing rate (not at random)", "noise": "noise level",
            "covariate": "shift level", "label": "label-shift strength λ"}
 KEYS = ["dataset", "family", "method", "seed"]
@@ -35,20 +37,25 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
     curves = family_curves(of_condition(values(results), condition))
     if curves.empty:
         raise NoData("no run has a graded condition (random_missing, gaussian_noise, ...)")
-    panels = curves.index.droplevel(["method", "seed"]).unique()
-    fig, axes = grid(len(panels))
-    for ax, (dataset, family) in zip(axes, panels, strict=True):
-        part = curves.loc[(dataset, family)]
-        for method in part.index.unique("method"):
-            seeds = part.loc[method].dropna(axis=1)  # the severities every seed has
-            sev = seeds.columns.to_numpy(dtype=float)
-            mean, lo, hi = band(seeds.to_numpy())
-            style = method_style(method)
-            ax.plot(sev, mean, label=method, markersize=3, **style)
-            ax.fill_between(sev, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=style["color"], alpha=0.15, linewidth=0)
-        ax.set_title(f"{dataset}: {family}")
-        ax.set_xlabel(XLABELS.get(family, "severity"))
-        ax.set_ylabel("accuracy")
-    axes[0].legend(loc="lower left")
-    fig.suptitle(f"Accuracy against severity, mean and 95% band over seeds ({condition_title(condition)})")
-    return save(fig, out_dir, "fig_01_robustness_curves")
+    paths = []
+    for family in sorted(curves.index.unique("family")):
+        part_f = curves.xs(family, level="family")
+        datasets = list(part_f.index.unique("dataset"))
+        fig, axes = grid(len(datasets), ncols=2, panel_height=2.0)
+        for ax, dataset in zip(axes, datasets, strict=True):
+            part = part_f.loc[dataset]
+            for method in part.index.unique("method"):
+                seeds = part.loc[method].dropna(axis=1)  # the severities every seed has
+                sev = seeds.columns.to_numpy(dtype=float)
+                mean, lo, hi = band(seeds.to_numpy() * 100)
+                style = method_style(method)
+                ax.plot(sev, mean, label=method, **style)
+                ax.fill_between(sev, np.clip(lo, 0, 100), np.clip(hi, 0, 100), color=style["color"], alpha=0.15,
+                                linewidth=0)
+            ax.set_title(f"{dataset}: {family}")
+            ax.set_xlabel(XLABELS.get(family, "severity"))
+            ax.set_ylabel("accuracy (%)")
+        legend_below(fig, axes)
+        fig.suptitle(f"Accuracy against {family} severity, mean and 95% band over seeds ({condition_title(condition)})")
+        paths += save(fig, out_dir, f"fig_01_robustness_curves_{family}")
+    return paths

@@ -1,6 +1,5 @@
-"""Missing-pattern heat map: accuracy (mean over seeds) of each method for each subset of modalities
-present (in the suite's grid order), one panel per dataset, for the ``standard`` training condition (the
-title names the one drawn)."""
+"""Missing-pattern heat map: accuracy (%, mean over seeds) of each method for each subset of modalities
+present (in the suite's grid order), one panel per dataset, drawn per training condition."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ from benchmark.figure_style import grid, save
 from benchmark.figures import NoData, condition_title, main_condition, of_condition, values
 from benchmark.results import Results
 
+PER_CONDITION = True
 PROTOCOL = "missing_pattern"
 
 
@@ -31,18 +31,19 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
         raise NoData(f"no run was evaluated under {PROTOCOL}[*]")
     acc = acc.astype({"dataset": str, "method": str, "condition": str})
     labels = patterns(results)
-    fig, axes = grid(acc["dataset"].nunique(), ncols=1, size=(11, 2.8))
+    n = acc["dataset"].nunique()
+    fig, axes = grid(n, ncols=2, panel_height=2.1, legend=False)
+    image = None
     for ax, (dataset, part) in zip(axes, acc.groupby("dataset"), strict=True):
         present = set(part["condition"])
         order = [k for k in labels[dataset] if k in present]
-        matrix = part.groupby(["method", "condition"])["value"].mean().unstack("condition")[order]
-        image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-        ax.set_yticks(range(len(matrix.index)), matrix.index)
-        ax.set_xticks(range(len(order)), [labels[dataset][k] for k in order], rotation=90,
-                      fontsize=5 if len(order) > 20 else 8)
-        ax.set_title(f"{dataset}: accuracy with only these modalities present ({condition_title(condition)})")
+        matrix = part.groupby(["method", "condition"])["value"].mean().unstack("condition")[order] * 100
+        image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=100)
+        ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=6)
+        ax.set_xticks(range(len(order)), [labels[dataset][k] for k in order], rotation=90, fontsize=6)
+        ax.set_title(dataset)
         ax.set_xlabel("modalities present")
-        ax.set_ylabel("method")
         ax.grid(False)
-        fig.colorbar(image, ax=ax, label="accuracy")
+    fig.colorbar(image, ax=axes, label="accuracy (%)", shrink=0.6)
+    fig.suptitle(f"Accuracy with only these modalities present ({condition_title(condition)})")
     return save(fig, out_dir, "fig_02_missing_patterns")

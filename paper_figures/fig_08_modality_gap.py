@@ -1,6 +1,6 @@
 """Modality gap (GMM-guided loss): the histogram of the training gaps at the end of training with the
 fitted two-component mixture (balanced and imbalanced components), one panel per dataset (seed 0, or
-the lowest seed run), for the ``standard`` training condition (the title names the one drawn)."""
+the lowest seed run), drawn per training condition; the legend is below the panels, off the data."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from benchmark.figure_style import grid, save
+from benchmark.figure_style import grid, legend_below, save
 from benchmark.figures import NoData, condition_title, main_condition, records_by
 from benchmark.results import Results
 
+PER_CONDITION = True
 METHOD = "gmm_adaptive"
 FIT_KEYS = ("pi_b", "mu_b", "var_b", "pi_i", "mu_i", "var_i")
 
@@ -35,7 +36,7 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
               if (with_hist := [r for r in recs if "histogram" in (r.body.get("extras") or {})])}
     if not panels:
         raise NoData(f"no run of {METHOD} carries a gap histogram")
-    fig, axes = grid(len(panels))
+    fig, axes = grid(len(panels), ncols=2, panel_height=2.0)
     for ax, ((dataset, label), r) in zip(axes, panels.items(), strict=True):
         extras = r.body["extras"]
         hist, fit = extras["histogram"], extras.get("final_fit") or {}
@@ -50,11 +51,12 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
             ax.plot(g, comp_b, color="#0072B2", linestyle="-", label="balanced component")
             ax.plot(g, comp_i, color="#D55E00", linestyle="--", label="imbalanced component")
             if fit.get("fallback"):
-                ax.text(0.98, 0.95, "one component fits better (BIC): uniform weights", transform=ax.transAxes,
-                        ha="right", va="top", fontsize=7)
+                ax.set_title("one component fits better (BIC): uniform weights", loc="right", fontsize=6,
+                             pad=10)
         ax.set_xlabel(f"modality gap ({hist.get('of', 'gap')})")
         ax.set_ylabel("density")
         name = dataset if label == METHOD else f"{dataset}, {label}"
-        ax.set_title(f"{name} (seed {r.spec.seed}, {condition_title(condition)})")
-    axes[0].legend(fontsize=7)
+        ax.set_title(f"{name} (seed {r.spec.seed})", loc="left")
+    legend_below(fig, axes)
+    fig.suptitle(f"Modality gaps at the end of training ({condition_title(condition)})")
     return save(fig, out_dir, "fig_08_modality_gap")
