@@ -68,6 +68,33 @@ def _prepared_n(ds) -> int | None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    """Prepare in a child process of its own process group (datalad and git run below it): Ctrl-C reaches
+    only this process, which ends the child's whole group and says how to rebuild, instead of every git
+    and datalad process printing its own traceback. A prepare killed anywhere is undone by ``--force``."""
+    if not args.in_process:
+        import os
+        import signal
+        import subprocess
+
+        from benchmark.paths import INSTALLED, PACKAGE_DIR
+
+        env = dict(os.environ)
+        if not INSTALLED:  # the same benchmark package as this process, whatever the working directory
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent), env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-m", "benchmark", *(["-v"] * args.verbose), *(["-q"] * args.quiet), "prepare",
+                "--in-process", *(["--datasets", args.datasets] if args.datasets else []),
+                *(["--force"] if args.force else [])]
+        child = subprocess.Popen(argv, env=env, start_new_session=True)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
+    return _prepare_here(args)
+
+
+def _prepare_here(args: argparse.Namespace) -> int:
     from benchmark import registry
     from benchmark.data import MissingSourceError
     from benchmark.paths import data_dir
@@ -508,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build and checksum the prepared arrays of datasets")
     p.add_argument("--datasets", help="comma-separated names (default: all)")
-    p.add_argument("--force", action="store_true", help="rebuild even when a prepared file exists")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even when a prepared file exists (also after a prepare was interrupted)")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("run", help="run a suite (resumes: runs with a record are skipped)")
