@@ -155,7 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = args.results or suite.results_dir
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
-    expected = ExpectedTimes(past_seconds(_timing_folders(results)))
+    folders = _timing_folders(results)  # a pair recorded in the sweep's own folder is timed from it alone
+    expected = ExpectedTimes({**past_seconds(folders[1:]), **past_seconds(folders[:1])})
     if args.dry_run:
         return _dry_run(args, suite.name, runs, results, expected)
     run_flags.results_folder(results)  # after the plan (which validates every condition), before any run
@@ -207,9 +208,8 @@ def _timing_folders(results: Path) -> list[Path]:
     from benchmark.paths import REPO_ROOT
 
     root = REPO_ROOT / "results"
-    folders = [results, root, *sorted(p for p in root.glob("*") if (p / "runs").is_dir())]
-    out: list[Path] = []
-    for folder in folders:
+    out = [results]  # first, even before it exists
+    for folder in [root, *sorted(p for p in root.glob("*") if (p / "runs").is_dir())]:
         if folder.is_dir() and all(folder.resolve() != f.resolve() for f in out):
             out.append(folder)
     return out
@@ -511,21 +511,22 @@ _non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # -v / -q are accepted before or after the command: on the main parser, and on each command's (which
-    # leave the main parser's value alone unless given).
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="say more (every run's details; the log file always has them)")
-    common.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS,
-                        help="only warnings, errors and results")
-    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__, parents=[common])
-    parser.set_defaults(verbose=0, quiet=0)
+    # -v / -q are accepted before or after the command: on the main parser (default 0) and on each command's
+    # parser, with fresh actions that leave the main parser's value alone unless given there.
+    def verbosity(parser: argparse.ArgumentParser, default: object) -> argparse.ArgumentParser:
+        parser.add_argument("-v", "--verbose", action="count", default=default,
+                            help="say more (every run's details; the log file always has them)")
+        parser.add_argument("-q", "--quiet", action="count", default=default,
+                            help="only warnings, errors and results")
+        return parser
+
+    parser = verbosity(argparse.ArgumentParser(prog=_prog(), description=__doc__), 0)
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add = sub.add_parser
 
     def add_parser(*a, **k):  # noqa: ANN002, ANN003, ANN202
-        return _add(*a, parents=[common], **k)
+        return verbosity(_add(*a, **k), argparse.SUPPRESS)
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
 
