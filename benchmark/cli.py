@@ -1,13 +1,15 @@
-"""Command line: ``python -m benchmark {list,prepare,run,leaderboard}`` (see DESIGN.md)."""
+"""Command line of the robust multimodal benchmark: ``mmbench COMMAND`` or ``python -m benchmark COMMAND``.
+README.md shows each command in use."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import shlex
 import sys
 from pathlib import Path
 
-from benchmark.paths import FIGURES_DIR
+from benchmark.console import LOG
 
 #: Set by a command whose process holds nothing that needs tearing down: ``python -m benchmark`` then ends
 #: it with ``os._exit`` once its output is flushed. A rebuild holds its records (millions of objects),
@@ -52,7 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             for v in suite.variants:
                 print(f"{'':10s}   variant {v.label}: {v.name} with {v.overrides}")
     for path, err in registry.BROKEN.items():
-        print(f"warning: {path} failed to import: {err}", file=sys.stderr)
+        LOG.warning("%s failed to import: %s", path, err)
     return 0
 
 
@@ -66,12 +68,39 @@ def _prepared_n(ds) -> int | None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    """Prepare in a child process of its own process group (datalad and git run below it): Ctrl-C reaches
+    only this process, which ends the child's whole group and says how to rebuild, instead of every git
+    and datalad process printing its own traceback. A prepare killed anywhere is undone by ``--force``."""
+    if not args.in_process:
+        import os
+        import signal
+        import subprocess
+
+        from benchmark.paths import INSTALLED, PACKAGE_DIR
+
+        env = dict(os.environ)
+        if not INSTALLED:  # the same benchmark package as this process, whatever the working directory
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent), env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-m", "benchmark", *(["-v"] * args.verbose), *(["-q"] * args.quiet), "prepare",
+                "--in-process", *(["--datasets", args.datasets] if args.datasets else []),
+                *(["--force"] if args.force else [])]
+        child = subprocess.Popen(argv, env=env, start_new_session=True)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
+    return _prepare_here(args)
+
+
+def _prepare_here(args: argparse.Namespace) -> int:
     from benchmark import registry
     from benchmark.data import MissingSourceError
     from benchmark.paths import data_dir
 
     names = _csv(args.datasets) or sorted(registry.datasets())
-    print(f"store: {data_dir()}", file=sys.stderr)
+    LOG.info("store: %s", data_dir())
     bad = 0
     for name in names:
         try:
@@ -79,7 +108,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             ds.prepare(force=args.force)
             prepared = ds.load()
         except MissingSourceError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
+            LOG.error("%s: %s", name, exc)
             bad += 1
             continue
         sizes = ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items())
@@ -93,29 +122,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_flags.positive(args.workers, "--workers")
     run_flags.positive(args.threads, "--threads")
     seeds = run_flags.seeds(args.seeds)
-    if args.backend == "dask" and not args.scheduler:
+    if args.backend == "dask" and not args.scheduler and not args.dry_run:
         from benchmark.dask_backend import warm_forkserver
 
         warm_forkserver()  # the workers' imports (torch first) overlap this process's imports and planning
     device = run_flags.device(args.device)
-    if args.backend == "serial":
+    if args.backend == "serial" and not args.dry_run:
         from benchmark.isolation import start_method
 
         if start_method(device.type, args.threads) == "forkserver":  # the runs start from it (a GPU, threads)
             from benchmark.dask_backend import SERIAL_PRELOAD, warm_forkserver
 
             warm_forkserver(SERIAL_PRELOAD)
-    from benchmark import registry
+    from benchmark import console, registry
+    from benchmark.progress import ExpectedTimes, past_seconds
     from benchmark.suites import load_suite
-    from benchmark.sweep import DataCache, plan, run_sweep
+    from benchmark.sweep import DataCache, SweepInterrupted, plan, run_sweep
 
     for f in args.method_file or []:
         try:
             names = registry.add_method_file(Path(f))
         except Exception as exc:  # noqa: BLE001 - any import failure of a given file stops the sweep
             raise ValueError(f"--method-file {f} failed to import: {registry.describe_import_error(exc, Path(f))}; "
-                             "fix it (python -m benchmark check-method names the problem) and run again") from None
-        print(f"method file {f}: {', '.join(names)}", file=sys.stderr)
+                             "fix it (check-method names the problem) and run again") from None
+        LOG.info("method file %s: %s", f, ", ".join(names))
     suite = load_suite(args.suite)
     registry.methods()  # scan the plug-in folders: a file that fails to import stops the sweep, named
     if registry.BROKEN:
@@ -125,30 +155,148 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = args.results or suite.results_dir
     cache = DataCache()
     runs = plan(suite, results, cache, _csv(args.methods), _csv(args.datasets), seeds)
+    folders = _timing_folders(results)  # a pair recorded in the sweep's own folder is timed from it alone
+    expected = ExpectedTimes({**past_seconds(folders[1:]), **past_seconds(folders[:1])})
+    if args.dry_run:
+        return _dry_run(args, suite.name, runs, results, expected)
     run_flags.results_folder(results)  # after the plan (which validates every condition), before any run
+    log_path = console.open_log_file(results, _command_line())
+    LOG.info("log: %s", log_path)
     if not args.skip_check:
         from benchmark.method_checks import check_methods
 
         todo = sorted({r.spec.method for r in runs})
-        refusals = check_methods([registry.get("method", m) for m in todo],
-                                 say=lambda line: print(line, file=sys.stderr))
+        refusals = check_methods([registry.get("method", m) for m in todo], say=LOG.info)
         if refusals:
             raise ValueError("; ".join(r.message() for r in refusals))
-    print(f"suite {suite.name}: {len(runs)} runs -> {results / 'runs'}", file=sys.stderr)
-    summary = run_sweep(runs, cache, device, retry_failed=args.retry_failed, threads=args.threads,
-                        progress=not args.no_progress, backend=args.backend, workers=args.workers,
-                        scheduler=args.scheduler)
+    LOG.info("suite %s: %d runs -> %s", suite.name, len(runs), results / "runs")
+    progress = "off" if args.no_progress or console.quiet() else True
+    try:
+        summary = run_sweep(runs, cache, device, retry_failed=args.retry_failed, threads=args.threads,
+                            progress=progress, backend=args.backend, workers=args.workers,
+                            scheduler=args.scheduler, expected=expected)
+    except SweepInterrupted as stop:
+        s = stop.summary
+        finished = s.done + len(s.failed)
+        LOG.warning("interrupted: %d run(s) of this sweep finished and have their records (%d ok, %d failed; %d "
+                    "were recorded before it started), %d still to do. Resume with: %s", finished, s.done,
+                    len(s.failed), s.skipped, s.to_do - finished - s.claimed_elsewhere, _command_line())
+        return 130
+    loaded = None
     if not args.no_leaderboard:
-        _rebuild(args.suite, args.results)
-    print(summary.text())
+        loaded = _rebuild(args.suite, args.results)
+    console.out(summary.text())
+    console.out(_last_line(loaded, results, args.no_leaderboard))
     return 1 if summary.failed or summary.failed_before else 0
+
+
+_ARGV: list[str] = []  # the arguments ``main`` was given
+
+
+def _command_line() -> str:
+    """The command this process runs, as typed (``mmbench ...`` or ``python -m benchmark ...``)."""
+    return f"{_prog()} {shlex.join(_ARGV)}".strip()
+
+
+def _prog() -> str:
+    return "mmbench" if Path(sys.argv[0]).name == "mmbench" else "python -m benchmark"
+
+
+def _timing_folders(results: Path) -> list[Path]:
+    """Where past run times are read from: the sweep's own folder, then every suite folder of the project's
+    ``results/`` (the committed records of a checkout): a run never seen here is estimated from those."""
+    from benchmark.paths import REPO_ROOT
+
+    root = REPO_ROOT / "results"
+    out = [results]  # first, even before it exists
+    for folder in [root, *sorted(p for p in root.glob("*") if (p / "runs").is_dir())]:
+        if folder.is_dir() and all(folder.resolve() != f.resolve() for f in out):
+            out.append(folder)
+    return out
+
+
+def _dry_run(args: argparse.Namespace, name: str, runs: list, results: Path, expected) -> int:  # noqa: ANN001
+    """The plan, nothing trained: per row and dataset the runs, how many are recorded, failed before or
+    to do, their expected time (from past records), the methods ``run`` would check first, and the files
+    it would move to quarantine. Nothing is written."""
+    from benchmark import console, registry
+    from benchmark.method_checks import cached_verdict
+    from benchmark.progress import duration
+    from benchmark.sweep import record_state
+
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    invalid = []
+    for r in runs:
+        g = groups.setdefault((r.spec.row, r.spec.dataset), {"runs": 0, "recorded": 0, "failed": 0, "todo": 0})
+        g["runs"] += 1
+        rec, reason = record_state(r)
+        if reason:
+            invalid.append(f"{r.path.name}: {reason}")
+        if rec is None or (not rec.ok and args.retry_failed):
+            g["todo"] += 1
+        else:
+            g["recorded" if rec.ok else "failed"] += 1
+    width = max([len(row) for row, _ in groups] + [3])
+    dwidth = max([len(d) for _, d in groups] + [7])
+    console.out(f"suite {name}: {len(runs)} run(s) planned -> {results / 'runs'} (dry run: nothing is trained)")
+    console.out(f"{'row':{width}s}  {'dataset':{dwidth}s}  runs  recorded  failed  to do  expected per run")
+    total = 0.0
+    for (row, dataset), g in sorted(groups.items()):
+        each = expected(row, dataset)
+        total += each * g["todo"]
+        basis = "" if expected.known(row, dataset) else " (estimated)"
+        console.out(f"{row:{width}s}  {dataset:{dwidth}s}  {g['runs']:4d}  {g['recorded']:8d}  {g['failed']:6d}  "
+                    f"{g['todo']:5d}  {each:.1f} s{basis}")
+    todo = sum(g["todo"] for g in groups.values())
+    skipped = sum(g["recorded"] + g["failed"] for g in groups.values())
+    failed = sum(g["failed"] for g in groups.values())
+    parallel = args.workers if args.backend == "dask" and not args.scheduler else 1
+    console.out(f"to do: {todo} run(s), expected {duration(total / parallel)}"
+                + (f" on {parallel} Dask workers" if parallel > 1 else "")
+                + f"; skipped: {skipped} already recorded"
+                + (f" ({failed} of them failed: add --retry-failed to rerun those)" if failed else ""))
+    for line in invalid:
+        console.out(f"would move to {results / 'runs' / 'quarantine'} and redo: {line}")
+    if not args.skip_check:
+        methods = sorted({r.spec.method for r in runs})
+        unchecked = [m for m in methods if cached_verdict(registry.get("method", m)) is None]
+        if unchecked:
+            console.out(f"would first run check-method on: {', '.join(unchecked)} (once per source)")
+    return 0
+
+
+def _last_line(loaded, results: Path, no_page: bool) -> str:  # noqa: ANN001 - benchmark.results.Results | None
+    """The sweep's last line: the best row per dataset (clean test score in the dataset's primary metric,
+    mean over seeds, the model-selected draw, ``standard`` training where the suite has it) and the page."""
+    page = "no page (--no-leaderboard)" if no_page else f"page: {results / 'leaderboard.html'}"
+    ok = [r for r in loaded.records if r.ok] if loaded is not None else []
+    if not ok:
+        return f"best per dataset: none (no finished run); {page}"
+    from benchmark.selection import select
+
+    chosen, _ = select(loaded, loaded.scope.selection_rule)
+    ok = [r for r in chosen.records if r.ok and r.run_id not in chosen.stale] or [r for r in chosen.records if r.ok]
+    conditions = sorted({r.spec.train_condition for r in ok}, key=lambda c: (c != "standard", c))
+    scores: dict[str, dict[str, list[float]]] = {}
+    for r in ok:
+        if r.spec.train_condition != conditions[0]:
+            continue
+        metric = str(r.body.get("primary_metric", "accuracy"))
+        value = (r.metrics.get("clean") or {}).get(metric)
+        if isinstance(value, int | float):
+            scores.setdefault(r.dataset, {}).setdefault(r.method, []).append(float(value))
+    best = []
+    for dataset, rows in sorted(scores.items()):
+        row, values = max(rows.items(), key=lambda kv: (sum(kv[1]) / len(kv[1]), kv[0]))
+        best.append(f"{dataset} {row} {100 * sum(values) / len(values):.1f}%")
+    training = f", training {conditions[0]}" if conditions[0] != "standard" else ""
+    return f"best per dataset (clean test score, primary metric{training}): {'; '.join(best)}; {page}"
 
 
 def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.results.Results
     """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import).
     The record files are decoded by a second process while this one imports pandas, scipy and the report
     code (benchmark.prefetch)."""
-    from benchmark.paths import REPO_ROOT
     from benchmark.prefetch import RecordPrefetch
     from benchmark.scope import suite_scope
 
@@ -167,13 +315,22 @@ def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.resul
         prefetch.close()
         gc.freeze()  # what is alive now lives until the process ends: later collections skip it
         gc.enable()
-    figures = FIGURES_DIR if out.resolve() == (REPO_ROOT / "results").resolve() else out / "figures"
-    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, figures)
-    print(f"leaderboard of {len(loaded.records)} record(s) ({len(loaded.stale)} stale, {len(loaded.failed)} failed) "
-          f"-> {out / 'leaderboard.md'}", file=sys.stderr)
+    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, _figures_dir(out))
+    LOG.info("leaderboard of %d record(s) (%d stale, %d failed) -> %s", len(loaded.records), len(loaded.stale),
+             len(loaded.failed), out / "leaderboard.md")
     for note in loaded.notes():
-        print(f"note: {note}", file=sys.stderr)
+        LOG.info("note: %s", note)
     return loaded
+
+
+def _figures_dir(results: Path) -> Path:
+    """Where a suite's figures go: ``RESULTS/figures``; for the committed full suite of a checkout
+    (``results/``), ``paper_figures/``, beside the scripts. Never inside an installed package."""
+    from benchmark.paths import FIGURES_DIR, INSTALLED, REPO_ROOT
+
+    if not INSTALLED and results.resolve() == (REPO_ROOT / "results").resolve():
+        return FIGURES_DIR
+    return results / "figures"
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -184,8 +341,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         results = args.results or _scope(args.suite).results_dir
         commit = record_leaderboard(args.suite, results)
-        print(f"recorded with datalad run as commit {commit[:12]}; `datalad rerun {commit[:12]}` reproduces it",
-              file=sys.stderr)
+        LOG.info("recorded with datalad run as commit %s; `datalad rerun %s` reproduces it", commit[:12],
+                 commit[:12])
         return 0
     global EXIT_WITHOUT_TEARDOWN
     _KEPT.append(_rebuild(args.suite, args.results))
@@ -194,7 +351,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from benchmark.report.readme import update_readme
 
         update_readme(REPO_ROOT / "README.md", _scope(args.suite, args.results).results_dir / "leaderboard.md")
-        print("README.md: leaderboard block replaced", file=sys.stderr)
+        LOG.info("README.md: leaderboard block replaced")
     return 0
 
 
@@ -221,8 +378,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in checked:
         counts[r.verdict.verdict] = counts.get(r.verdict.verdict, 0) + 1
-    print(f"{len(checked)} claims ({', '.join(f'{n} {v}' for v, n in sorted(counts.items()))}) -> {out}",
-          file=sys.stderr)
+    LOG.info("%d claims (%s) -> %s", len(checked), ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), out)
     return 0
 
 
@@ -231,15 +387,16 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     results = _selected(args.suite, args.results)
     if not results.records:
-        print(f"error: no record of suite {results.scope.name} in {results.scope.results_dir / 'runs'}; run "
-              f"`python -m benchmark run --suite {args.suite}` first", file=sys.stderr)
+        LOG.error("no record of suite %s in %s; run `%s run --suite %s` first", results.scope.name,
+                  results.scope.results_dir / "runs", _prog(), args.suite)
         return 2
 
     def suite_results(name: str):
         """Another suite's results: beside an explicit --results as ``DIR/NAME``, else its own folder."""
         return _selected(name, args.results / name if args.results else None)
 
-    for name, result in draw_all(results, args.out, suite_results).items():
+    out = args.out or _figures_dir(results.scope.results_dir)
+    for name, result in draw_all(results, out, suite_results).items():
         print(f"{name}: {result if isinstance(result, str) else ', '.join(str(p) for p in result)}")
     return 0
 
@@ -275,8 +432,8 @@ def cmd_check_method(args: argparse.Namespace) -> int:
     try:
         results = check_file(args.path, args.seconds)
     except (SyntaxError, ImportError, NameError, AttributeError, TypeError) as exc:
-        print(f"{args.path}: FAIL  import: {registry.describe_import_error(exc, Path(args.path).resolve())}; the file "
-              "must import before any check can run", file=sys.stderr)
+        LOG.error("%s: FAIL  import: %s; the file must import before any check can run", args.path,
+                  registry.describe_import_error(exc, Path(args.path).resolve()))
         return 1
     if args.json_out:  # for run's check before a sweep (benchmark.method_checks), which runs this in a child
         import json
@@ -293,9 +450,85 @@ def cmd_check_method(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+#: What ``template`` copies: kind -> (file in benchmark/templates, default destination in the project folder).
+TEMPLATES = {"method": ("my_fusion.py", "methods/my_fusion.py"),
+             "dataset": ("my_dataset.py", "datasets/my_dataset.py"),
+             "protocol": ("my_protocol.py", "my_protocol.py")}
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    """Copy a starting point for a new method, dataset loader or protocol (never over an existing file):
+    the templates ship in the package, so this works from an installed copy too."""
+    import shutil
+
+    from benchmark.paths import REPO_ROOT, TEMPLATES_DIR
+
+    source, default = TEMPLATES[args.kind]
+    dest = args.dest or REPO_ROOT / default
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; give another destination: template {args.kind} PATH")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(TEMPLATES_DIR / source, dest)
+    then = {"method": f"edit it, then `{_prog()} check-method {dest}`",
+            "dataset": f"edit it, then `{_prog()} list datasets` (its folder must be datasets/ or on "
+                       "BENCHMARK_DATASETS_PATH)",
+            "protocol": "edit it, move it into benchmark/protocols/ and add it to PROTOCOLS in "
+                        "benchmark/protocols/__init__.py"}
+    print(f"{args.kind} template -> {dest}; {then[args.kind]}")
+    return 0
+
+
+def version_text() -> str:
+    """The package's version and the engine's (which every run id hashes; CHANGELOG.md lists them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from benchmark.version import ENGINE_VERSION
+
+    try:
+        package = version("robust-mm-bench")
+    except PackageNotFoundError:
+        package = "(not installed)"
+    return f"robust-mm-bench {package}, engine {ENGINE_VERSION}"
+
+
+def _int_at_least(low: int):  # noqa: ANN202 - an argparse type
+    """An argparse type: argparse names the flag in its message ("argument --sample: ...")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {low} or more")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    # -v / -q are accepted before or after the command: on the main parser (default 0) and on each command's
+    # parser, with fresh actions that leave the main parser's value alone unless given there.
+    def verbosity(parser: argparse.ArgumentParser, default: object) -> argparse.ArgumentParser:
+        parser.add_argument("-v", "--verbose", action="count", default=default,
+                            help="say more (every run's details; the log file always has them)")
+        parser.add_argument("-q", "--quiet", action="count", default=default,
+                            help="only warnings, errors and results")
+        return parser
+
+    parser = verbosity(argparse.ArgumentParser(prog=_prog(), description=__doc__), 0)
+    parser.add_argument("--version", action="version", version=version_text())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add = sub.add_parser
+
+    def add_parser(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        return verbosity(_add(*a, **k), argparse.SUPPRESS)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("list", help="list registered methods, datasets, protocols or suites")
     p.add_argument("what", choices=["methods", "datasets", "protocols", "suites"])
@@ -303,7 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build and checksum the prepared arrays of datasets")
     p.add_argument("--datasets", help="comma-separated names (default: all)")
-    p.add_argument("--force", action="store_true", help="rebuild even when a prepared file exists")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even when a prepared file exists (also after a prepare was interrupted)")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("run", help="run a suite (resumes: runs with a record are skipped)")
@@ -321,7 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1 is fastest for small models)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (by default a bar on a terminal, else one line per run)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (runs, what is recorded, expected time from past records, what would be "
+                        "checked) and train nothing")
     p.add_argument("--skip-check", action="store_true",
                    help="train methods that have not passed check-method at their current source (by default "
                         "run checks each once per source and refuses a method that fails)")
@@ -347,13 +586,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="re-run a seeded sample of committed records and compare every metric")
     p.add_argument("--suite", default="quick", help="the suite whose records are re-run (default: quick)")
     p.add_argument("--results", type=Path, help=RESULTS_HELP)
-    p.add_argument("--sample", type=int, default=3, help="how many records to re-run (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="the seed of the sample's choice (default 0)")
+    p.add_argument("--sample", type=_positive_int, default=3, help="how many records to re-run (default 3)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="the seed of the sample's choice (default 0)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("check-method", help="conformance checks of a method file before it joins the leaderboard")
     p.add_argument("path", type=Path, help="the method file")
-    p.add_argument("--seconds", type=int, default=120, help="time limit of each check (default 120)")
+    p.add_argument("--seconds", type=_positive_int, default=120, help="time limit of each check (default 120)")
     p.add_argument("--json-out", type=Path, default=None, help="also write the verdicts as JSON to this file")
     p.set_defaults(func=cmd_check_method)
 
@@ -365,22 +604,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="draw every paper figure from the stored records (trains nothing)")
     p.add_argument("--suite", default="full", help="the suite whose runs are drawn (default: full, the committed one)")
     p.add_argument("--results", type=Path, help=RESULTS_HELP)
-    p.add_argument("--out", type=Path, default=FIGURES_DIR)
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the PNG and PDF files go (default: RESULTS/figures; paper_figures/ for the full suite)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("template", help="copy the template of a new method, dataset loader or protocol")
+    p.add_argument("kind", choices=sorted(TEMPLATES))
+    p.add_argument("dest", type=Path, nargs="?", default=None,
+                   help="where to write it (default: methods/my_fusion.py, datasets/my_dataset.py, my_protocol.py)")
+    p.set_defaults(func=cmd_template)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmark import console
+
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    console.configure(min(args.verbose, 1) - min(args.quiet, 1))
     try:
         return args.func(args)
     except KeyboardInterrupt:
         # Records are written atomically as runs finish: nothing finished is lost, and the same command resumes.
-        command = "python -m benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-        print(f"\ninterrupted: every run that finished has its record; `{command}` resumes where it stopped",
-              file=sys.stderr)
+        if args.command == "prepare":
+            only = f" --datasets {args.datasets}" if args.datasets else ""
+            LOG.warning("interrupted: a dataset being prepared may be left half-built; `%s prepare%s --force` "
+                        "rebuilds it", _prog(), only)
+        else:
+            LOG.warning("interrupted; `%s` starts again where it stopped", _command_line())
         return 130
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as exc:  # ProtocolError is a ValueError
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # ProtocolError is a ValueError
+        LOG.error("%s", msg)
         return 2
+    finally:
+        console.close_log_files()

@@ -18,16 +18,20 @@ its own imports.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-#: What a worker imports once, in the forkserver, before it is forked.
-PRELOAD = ("distributed", "benchmark.dask_preload")
+#: What a worker imports once, in the forkserver, before it is forked; first of all its own process group
+#: (``benchmark.own_process_group``: Ctrl-C in the terminal then reaches the sweep's process alone).
+PRELOAD = ("benchmark.own_process_group", "distributed", "benchmark.dask_preload")
 #: What the serial backend's forkserver imports: each run of a serial sweep is a child forked from it
 #: (``benchmark.isolation``), so a run starts with torch, the engine and the plug-ins loaded.
-SERIAL_PRELOAD = ("benchmark.dask_preload",)
+SERIAL_PRELOAD = ("benchmark.own_process_group", "benchmark.dask_preload")
 
 #: One BLAS/OpenMP thread per worker (TOOLCHAIN.md), set where each worker's libraries are loaded: in the
 #: forkserver, or before each spawned worker starts where forkserver is not available. Without
@@ -94,6 +98,24 @@ def next_run(pending: list[Any], seconds: dict[tuple[str, str], list[float]]) ->
 
 
 @contextlib.contextmanager
+def held_interrupt() -> Iterator[list[bool]]:
+    """Hold Ctrl-C while a cluster starts or closes, then raise it: a cluster interrupted half-started
+    cannot be closed cleanly (its workers' tracebacks and an atexit error followed). The list says
+    whether one was held. Only the main thread can set signal handlers; elsewhere this holds nothing."""
+    held: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: held.append(True))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
     """A Client of the cluster at ``scheduler``, or of a LocalCluster of ``workers`` single-threaded
     processes forked from the warm forkserver (spawned where there is none), closed on exit."""
@@ -104,15 +126,23 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator[Any]:
     if scheduler is None and warm_forkserver():  # at once when the CLI warmed it already
         config["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(config):
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
-        client = Client(scheduler or cluster)
+        with held_interrupt():
+            cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                          dashboard_address=None)
+            client = Client(scheduler or cluster)
+        interrupted = False
         try:
             yield client
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            with held_interrupt():
+                if interrupted:  # runs in flight are abandoned: their workers' complaints are expected
+                    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+                client.close()
+                if cluster is not None:
+                    cluster.close()
 
 
 def run_on_dask(todo: list[Any], finish: Callable[[Any, dict[str, Any]], None], task: Callable[..., dict[str, Any]],

@@ -159,6 +159,23 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Lock files git leaves behind when it is killed mid-command (mid-commit: ``index.lock``), which make every
+#: later git command in the store fail until they are removed.
+GIT_LOCKS = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "annex/index.lock", "refs/heads/*.lock",
+             "refs/heads/git-annex.lock")
+
+
+def clear_interrupted_prepare(store: Path) -> list[Path]:
+    """Remove what a ``prepare`` killed at any point left in the store: git's lock files (the next save
+    would fail on them) and half-written arrays. Called with the store's prepare lock held, so no other
+    preparer is inside git here; returns what was removed."""
+    removed = [p for pattern in GIT_LOCKS for p in (store / ".git").glob(pattern)]
+    removed += list((store / "prepared").glob("*.tmp.npz"))
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 class Dataset(ABC):
     """Subclass per dataset, one file in ``datasets/``. Set ``name``, ``card``, ``modalities`` and
     ``n_classes``; implement ``build``. Constructor keyword arguments are the dataset's parameters
@@ -210,6 +227,7 @@ class Dataset(ABC):
             fcntl.flock(lock, fcntl.LOCK_EX)  # one preparer at a time (parallel workers, git's index)
             if path.exists() and not force:
                 return path
+            clear_interrupted_prepare(store)
             if provenance.enabled():
                 provenance.ensure_store(store)
             raw = self.build()

@@ -1,23 +1,54 @@
-"""Where the suite's folders are, relative to the checkout (never absolute paths in code or records)."""
+"""Where the suite's folders are (never absolute paths in code or records).
+
+Two layouts, told apart by where this file lies:
+
+- **a checkout** (this package beside ``pyproject.toml``, ``methods/`` and ``datasets/``, also after
+  ``pip install -e .``): the built-in plug-ins, the figure scripts and ``results/`` are the checkout's
+  own folders, whatever the working directory;
+- **an installed package** (``pip install .`` or a wheel): the built-in plug-ins and figure scripts
+  ship inside the package (``benchmark/_builtin/``, read only), while results, user plug-in folders
+  (``./methods``, ``./datasets``) and claims pages are found in the *project folder*: the working
+  directory, or ``$BENCHMARK_HOME``. Nothing is ever written inside site-packages.
+
+The prepared-data store and the check verdicts live in the user's cache folder in both layouts.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Where the committed full suite's paper figures are drawn.
-FIGURES_DIR = REPO_ROOT / "paper_figures"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _is_checkout(root: Path) -> bool:
+    return (root / "pyproject.toml").is_file() and (root / "methods").is_dir() and (root / "datasets").is_dir()
+
+
+#: True for an installed copy (no checkout around the package).
+INSTALLED = not _is_checkout(PACKAGE_DIR.parent)
+#: Where the built-in ``methods/``, ``datasets/`` and ``paper_figures/`` scripts are: the checkout, or the
+#: installed package's ``_builtin`` folder (pyproject.toml maps the top-level folders there in a wheel).
+BUILTIN_ROOT = PACKAGE_DIR / "_builtin" if INSTALLED else PACKAGE_DIR.parent
+#: The project folder, which suites' ``results`` keys are relative to: the checkout, or for an installed
+#: copy ``$BENCHMARK_HOME`` or the working directory the command started in.
+REPO_ROOT = (Path(os.environ.get("BENCHMARK_HOME") or Path.cwd()).resolve() if INSTALLED
+             else PACKAGE_DIR.parent)
+#: The figure scripts (``fig_*.py``); in a checkout also where the full suite's figures are drawn.
+FIGURES_DIR = BUILTIN_ROOT / "paper_figures"
+#: Starting points for a new plug-in, copied by users: ``python -m benchmark template KIND DEST``.
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
 
 
 def methods_dirs() -> list[Path]:
-    """The plug-in folders for methods: ``methods/`` plus any in ``BENCHMARK_METHODS_PATH``."""
-    return [REPO_ROOT / "methods", *_extra("BENCHMARK_METHODS_PATH")]
+    """The plug-in folders for methods: the built-in ``methods/``, an installed copy's ``./methods`` of the
+    project folder, and any folder in ``BENCHMARK_METHODS_PATH``."""
+    return _unique([BUILTIN_ROOT / "methods", *_project("methods"), *_extra("BENCHMARK_METHODS_PATH")])
 
 
 def datasets_dirs() -> list[Path]:
-    """The plug-in folders for dataset loaders: ``datasets/`` plus any in ``BENCHMARK_DATASETS_PATH``."""
-    return [REPO_ROOT / "datasets", *_extra("BENCHMARK_DATASETS_PATH")]
+    """The plug-in folders for dataset loaders, found as ``methods_dirs`` finds methods'."""
+    return _unique([BUILTIN_ROOT / "datasets", *_project("datasets"), *_extra("BENCHMARK_DATASETS_PATH")])
 
 
 def data_dir() -> Path:
@@ -42,5 +73,20 @@ def _user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "robust-mm-bench"
 
 
+def _project(name: str) -> list[Path]:
+    """An installed copy's user plug-in folder in the project folder, where it exists (a checkout's own
+    folders are the built-in ones)."""
+    folder = REPO_ROOT / name
+    return [folder] if INSTALLED and folder.is_dir() else []
+
+
 def _extra(var: str) -> list[Path]:
     return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if all(p.resolve() != q.resolve() for q in out):
+            out.append(p)
+    return out

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from benchmark import hparams, registry
 from benchmark.claims_files import claim, release
+from benchmark.console import LOG
 from benchmark.contracts import hparams_from_dict
 from benchmark.data import Prepared
 from benchmark.execution import RunConditions, execute
@@ -65,6 +65,8 @@ class SweepSummary:
     failed_before: list[str] = field(default_factory=list)
     claimed_elsewhere: int = 0
     wall_seconds: float = 0.0
+    #: Runs this sweep had to do (not recorded before it started).
+    to_do: int = 0
 
     def text(self) -> str:
         lines = [f"done {self.done}, skipped {self.skipped} (already recorded), failed {len(self.failed)}, "
@@ -135,20 +137,35 @@ def plan(suite: Suite, results: Path, cache: DataCache, methods: Iterable[str] |
 QUARANTINE = "quarantine"
 
 
+class SweepInterrupted(Exception):
+    """Ctrl-C during a sweep: every run that finished has its record; ``summary`` says how many."""
+
+    def __init__(self, summary: SweepSummary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+def record_state(run: PlannedRun) -> tuple[RunRecord | None, str]:
+    """A planned run's valid record, or None and why there is none ("" when no file is at its path).
+    Reads only: ``existing_record`` acts on the answer, a dry run only reports it."""
+    if not run.path.exists():
+        return None, ""
+    try:
+        rec = load_record(run.path)
+    except RecordError as exc:
+        return None, exc.reason
+    if rec.run_id == run.run_id and rec.provenance is not None:
+        return rec, ""  # parse_record checked that its spec and provenance hash to this run id
+    return None, "it is not a record of this run"
+
+
 def existing_record(run: PlannedRun, note: Callable[[str], None]) -> RunRecord | None:
     """The valid record of a planned run, or None (the run is to do). A file at its path that is not a
     valid record of this very run is moved aside to ``runs/quarantine/`` with a line saying why, so it
     never counts as done and is never lost."""
-    if not run.path.exists():
-        return None
-    try:
-        rec = load_record(run.path)
-    except RecordError as exc:
-        reason = exc.reason
-    else:
-        if rec.run_id == run.run_id and rec.provenance is not None:
-            return rec  # parse_record checked that its spec and provenance hash to this run id
-        reason = "it is not a record of this run"
+    rec, reason = record_state(run)
+    if rec is not None or not reason:
+        return rec
     target = run.path.parent / QUARANTINE / run.path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(run.path, target)
@@ -166,31 +183,44 @@ def clean_temporary_files(runs_dir: Path) -> int:
 
 
 def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, retry_failed: bool = False,
-              threads: int = 1, progress: bool = True, backend: str = "serial", workers: int = 2,
-              scheduler: str | None = None) -> SweepSummary:
+              threads: int = 1, progress: bool | str = True, backend: str = "serial", workers: int = 2,
+              scheduler: str | None = None, expected: Callable[[str, str], float] | None = None) -> SweepSummary:
     """Run what has no record yet. The records are written here, by this process, atomically, as each
-    run finishes, whatever the backend: a killed sweep loses at most the runs in flight."""
+    run finishes, whatever the backend: a killed sweep loses at most the runs in flight. ``progress``:
+    "bar", "lines" or "off" (True: a bar on a terminal, lines elsewhere); ``expected(row, dataset)`` gives
+    the seconds a run is expected to take, which weigh the ETA (by default learned from the records
+    found here). Ctrl-C raises ``SweepInterrupted`` with the summary so far."""
+    from benchmark.progress import ExpectedTimes, Progress
+
     summary = SweepSummary()
     t0 = time.time()
     for folder in sorted({r.path.parent for r in runs}):
         clean_temporary_files(folder)
     todo = []
+    seen: dict[tuple[str, str], list[float]] = {}
     for r in runs:
-        rec = existing_record(r, lambda line: print(f"note: {line}", file=sys.stderr))
+        rec = existing_record(r, lambda line: LOG.info("note: %s", line))
+        if rec is not None and isinstance(rec.body.get("wall_seconds"), int | float):
+            seen.setdefault((r.spec.row, r.spec.dataset), []).append(float(rec.body["wall_seconds"]))
         if rec is None or (not rec.ok and retry_failed):
             todo.append(r)
         else:
             summary.skipped += 1
             if not rec.ok:
                 summary.failed_before.append(f"{r.spec.describe}: {rec.error.get('message', '')}")
-    bar = tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not progress or not todo)
+    summary.to_do = len(todo)
+    expected = expected or ExpectedTimes(seen)
+    if progress is True:
+        progress = "bar" if sys.stderr.isatty() else "lines"
+    parallel = workers if backend == "dask" and not scheduler else 1
+    bar = Progress({r.run_id: expected(r.spec.row, r.spec.dataset) for r in todo}, progress or "off", parallel)
 
     def take(r: PlannedRun) -> bool:
         """Claim ``r`` unless another sweep runs it, or recorded it since this sweep looked."""
         if (not r.path.exists() or retry_failed) and claim(r.path):
             return True
         summary.claimed_elsewhere += 1
-        bar.update(1)
+        bar.update(r.run_id, f"{r.spec.row}/{r.spec.dataset}/s{r.spec.seed}", "left to another sweep")
         return False
 
     def finish(r: PlannedRun, body: dict[str, Any]) -> None:
@@ -201,29 +231,39 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
         body["provenance"] = r.provenance.to_json()
         write_atomic(r.path, body)
         release(r.path)
+        seconds = body.get("wall_seconds")
+        took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
         if body["status"] == "ok":
             summary.done += 1
+            outcome = f"ok{took}"
         else:
             summary.failed.append(f"{r.spec.describe}: {body['error']['type']}: {body['error']['message']}")
-        bar.set_postfix_str(f"{r.spec.method}/{r.spec.dataset}/s{r.spec.seed}")
-        bar.update(1)
+            outcome = f"FAILED{took} ({body['error']['type']})"
+            LOG.debug("%s failed: %s\n%s", r.spec.describe, body["error"].get("message", ""),
+                      body["error"].get("traceback", ""))
+        bar.update(r.run_id, f"{r.spec.row}/{r.spec.dataset}/{r.spec.train_condition}/s{r.spec.seed}", outcome)
 
     files = [str(p) for p in registry.METHOD_FILES]
-    if backend == "serial":
-        start = start_method(device.type, threads)
-        if todo:
-            prepare_fork_source(start, threads)
-        for r in todo:
-            if take(r):
-                finish(r, run_task_limited(r.payload(), files, str(device), threads, start, cache))
-    elif backend == "dask":
-        if todo:  # nothing to run: no cluster to start
-            from benchmark.dask_backend import run_on_dask
+    try:
+        if backend == "serial":
+            start = start_method(device.type, threads)
+            if todo:
+                prepare_fork_source(start, threads)
+            for r in todo:
+                if take(r):
+                    finish(r, run_task_limited(r.payload(), files, str(device), threads, start, cache))
+        elif backend == "dask":
+            if todo:  # nothing to run: no cluster to start
+                from benchmark.dask_backend import run_on_dask
 
-            run_on_dask(todo, finish, run_task_limited,
-                        (files, str(device), threads, start_method(worker=True)), workers, scheduler, take)
-    else:
-        raise ValueError(f"unknown backend {backend!r}; use serial or dask")
+                run_on_dask(todo, finish, run_task_limited,
+                            (files, str(device), threads, start_method(worker=True)), workers, scheduler, take)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; use serial or dask")
+    except KeyboardInterrupt:
+        bar.close()
+        summary.wall_seconds = time.time() - t0
+        raise SweepInterrupted(summary) from None
     bar.close()
     summary.wall_seconds = time.time() - t0
     return summary
