@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from benchmark.paths import REPO_ROOT
+from benchmark.paths import BUILTIN_ROOT, REPO_ROOT
 from benchmark.version import ENGINE_VERSION
 
 #: The layout of a record file; version 1 had no provenance and no resolved conditions.
@@ -87,12 +87,16 @@ def dataset_name(label: str) -> str:
 
 
 def relative_to_checkout(path: Path) -> str:
-    """A path as records store it: relative to the checkout when inside it (records never hold a
-    machine's absolute paths for the built-in plug-ins), else as given."""
-    try:
-        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    """A path as records store it: relative to the built-in plug-ins' root (the checkout, or the installed
+    package's copy) or to the project folder when inside one, else as given: records never hold a
+    machine's absolute paths for the built-in plug-ins."""
+    resolved = Path(path).resolve()
+    for root in (BUILTIN_ROOT, REPO_ROOT):
+        try:
+            return resolved.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,10 @@ class SourceHashes:
             from benchmark.paths import datasets_dirs, methods_dirs
             from benchmark.sources import plugin_source_hash
 
-            path = Path(file) if Path(file).is_absolute() else REPO_ROOT / file
+            path = Path(file)
+            if not path.is_absolute():
+                builtin = BUILTIN_ROOT / file
+                path = builtin if builtin.is_file() else REPO_ROOT / file
             dirs = methods_dirs() if kind == "method" else datasets_dirs()
             self._cache[file] = plugin_source_hash(path, dirs) if path.is_file() else None
         return self._cache[file]
