@@ -52,7 +52,7 @@ ROBUSTNESS_PREFIXES = ("sevavg_", "rr_", "er_")
 def bounded(column: str) -> bool:
     """Whether a column's per-run values lie in [0, 1] (accuracies, AUROC, ECE, severity-averaged
     accuracy): its interval is the logit-scale one. Relative robustness sums 0.1-wide trapezoids (up to
-    0.1 per level) and effective robustness is a difference: neither is bounded by 1."""
+    0.1 per level: its own bound, handled apart) and effective robustness is a difference."""
     return ((column in COLUMNS and COLUMNS[column].scale == 100.0) or column == "clean_primary"
             or column.startswith("sevavg_"))
 
@@ -107,7 +107,7 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     for col in ("fit_seconds", "inference_us_per_sample", "peak_memory_mb", "n_parameters", "train_flops",
                 "memory_fit_mb", "kept_before_first_step", "best_epoch"):
         runs[col] = quantities[col] if col in quantities.columns else math.nan
-    curves = sorted(c for c in summaries.columns if c.startswith(("sevavg_", "rr_", "erbase_")))
+    curves = sorted(c for c in summaries.columns if c.startswith(("sevavg_", "rr_", "rrmax_", "erbase_")))
     for col in curves:
         runs[col] = summaries[col]
     runs["worst_condition"] = summaries.get("worst_condition", "")
@@ -142,6 +142,13 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
     intervals = {c: (logit_intervals if bounded(c) else mean_intervals)(runs[c].to_numpy(float)[inside],
                                                                          codes[inside], len(group_keys))
                  for c in value_columns}
+    for c in (c for c in value_columns if c.startswith("rr_")):
+        # Relative robustness lies in [0, rrmax] (rrmax: the same for every run of a group, one grid): its
+        # interval is the logit-scale one of rr / rrmax, scaled back.
+        most = runs[f"rrmax_{c[3:]}"].to_numpy(float)[inside]
+        _, lo, hi = logit_intervals(runs[c].to_numpy(float)[inside] / most, codes[inside], len(group_keys))
+        top = Grouped(codes[inside], len(group_keys)).mean(most)
+        intervals[c] = (intervals[c][0], lo * top, hi * top)
     finite_er = {c: np.bincount(codes[inside], weights=np.isfinite(runs[c].to_numpy(float)[inside]),
                                 minlength=len(group_keys)) > 0 for c in value_columns if c.startswith("er_")}
     number = {key: i for i, key in enumerate(group_keys)}

@@ -55,11 +55,12 @@ def multibench_effective_robustness(accuracy: np.ndarray, baseline: np.ndarray) 
 
 
 def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
-    """Per run (index run_id): ``sevavg_<family>``, ``rr_<family>`` and ``erbase_<family>`` for every
-    family with curves, the worst non-clean condition and its accuracy (ties: the first condition key in
-    sorted order). Computed for every run at once: each curve's points sorted by (severity, accuracy)
-    with the clean point first at 0, its severity-averaged accuracy, MultiBench's trapezoid sum and its
-    sum of drops from the clean point, and the curves' mean per family."""
+    """Per run (index run_id): ``sevavg_<family>``, ``rr_<family>`` (with ``rrmax_<family>``, its value at
+    accuracy 1: its upper bound) and ``erbase_<family>`` for every family with curves, the worst non-clean
+    condition and its accuracy (ties: the first condition key in sorted order). Computed for every run at
+    once: each curve's points sorted by (severity, accuracy) with the clean point first at 0, its
+    severity-averaged accuracy, MultiBench's trapezoid sum and its sum of drops from the clean point, and
+    the curves' mean per family."""
     acc = table[(table["split"] == "test") & (table["metric"] == "accuracy")]
     # Runs, conditions, families and curves as codes in their strings' sorted order: sorting and grouping
     # by them is sorting and grouping by the strings, without a string per row.
@@ -115,7 +116,8 @@ def run_summaries(table: pd.DataFrame) -> pd.DataFrame:
         first = np.flatnonzero(new_group)
         by_family = Grouped(np.cumsum(new_group) - 1, len(first))
         index = pd.MultiIndex.from_arrays([run_ids[run_family[first, 0]], families[run_family[first, 1]]])
-        for prefix, per_curve in (("sevavg", norm), ("rr", relative), ("erbase", drops)):
+        most = MULTIBENCH_STEP * (stops - starts - 1)  # the relative robustness of a curve at accuracy 1
+        for prefix, per_curve in (("sevavg", norm), ("rr", relative), ("rrmax", most), ("erbase", drops)):
             wide = pd.Series(by_family.mean(per_curve), index=index).unstack()
             out = out.join(wide.rename(columns=lambda f, prefix=prefix: f"{prefix}_{f}"))
     # Each run's lowest accuracy off the clean condition (ties: the first condition key in sorted order).

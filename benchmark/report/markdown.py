@@ -19,7 +19,8 @@ SUMMARY_END = "<!-- summary:end -->"
 CONFIDENCE_TEXT = f"{int((1 - ALPHA) * 100)}% t-interval"
 INTERVAL_TEXT = (f"Intervals are {int((1 - ALPHA) * 100)}% over seeds. Bounded quantities (accuracies, AUROC, ECE, "
                  "severity-averaged accuracy) show mean [low, high] of the logit-scale t-interval (the delta method: "
-                 "logit(mean) ± t·se/(mean(1 − mean)), mapped back), which stays inside [0, 100] and keeps the "
+                 "logit(mean) ± t·se/(mean(1 − mean)), mapped back; relative robustness the same on its own range), "
+                 "which stays inside [0, 100] and keeps the "
                  "t-interval's small-sample width, where a bootstrap over 3-5 seeds would be too narrow; the "
                  f"others (times, memory, differences) mean ± half-width of the {CONFIDENCE_TEXT}.")
 
@@ -48,7 +49,7 @@ def cell(row: Mapping, col: str, scale: float) -> str:
         return "—"
     digits = 1 if scale == 100.0 or abs(mean) >= 10 else 3
     text = f"{mean * scale:.{digits}f}"
-    if np.isfinite(lo) and bounded(col):
+    if np.isfinite(lo) and (bounded(col) or col.startswith("rr_")):
         text += f" [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
     elif np.isfinite(lo):
         text += f" ± {(hi - lo) / 2 * scale:.{digits}f}"
