@@ -559,7 +559,6 @@ def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean",
     effect against the baseline. A fit that did not converge (statsmodels says so, or warns of a failed
     optimisation or a Hessian that is not positive definite) is reported with its estimates only: no
     interval, no p-value. The residual variance is one for all methods (MixedLM has no other choice)."""
-    import statsmodels.formula.api as smf
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     part = table[table["family"] == family]
@@ -571,13 +570,10 @@ def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean",
     if baseline not in set(part["method"]) or part["dataset"].nunique() < 2:
         return {**base, "note": "needs the baseline and at least 2 datasets"}
     part = part.assign(seed=part["seed"].astype(str)).sort_values(["dataset", "method", "seed"], kind="stable")
-    formula = f"accuracy ~ C(method, Treatment('{baseline}'))"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fit = smf.mixedlm(formula, part, groups=part["dataset"], re_formula="1",
-                              vc_formula={"seed": "0 + C(seed)", "method": "0 + C(method)"}).fit(
-                                  reml=True, method=["powell", "lbfgs"])
+            fit = _mixed_lm(part, baseline).fit(reml=True, method=["powell", "lbfgs"])
         except (np.linalg.LinAlgError, ValueError) as exc:
             return {**base, "note": f"the mixed model could not be fitted: {exc}"}
     notes = sorted({str(w.message).splitlines()[0] for w in caught})
@@ -588,8 +584,8 @@ def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean",
     effects = {}
     ci = fit.conf_int(alpha=ALPHA) if converged else None
     for name in fit.params.index:
-        if name.startswith("C(method"):
-            method = name.split("[T.")[1].rstrip("]")
+        if name.startswith("method="):
+            method = name[len("method="):]
             effect = {"effect": float(fit.params[name])}
             if ci is not None:
                 effect.update(ci_low=float(ci.loc[name, 0]), ci_high=float(ci.loc[name, 1]),
@@ -599,6 +595,29 @@ def mixed_model(table: pd.DataFrame, baseline: str, family: str = "clean",
                   **{name: float(v) for name, v in zip(fit.model.exog_vc.names, fit.vcomp, strict=True)}}
     return {**base, "baseline": baseline, "effects": effects, "n": int(len(part)), "converged": converged,
             "log_likelihood": float(fit.llf), "variance_components": components, "warnings": notes}
+
+
+def _mixed_lm(part: pd.DataFrame, baseline: str):  # noqa: ANN202 - statsmodels' MixedLM
+    """The model ``smf.mixedlm("accuracy ~ C(method, Treatment(baseline))", groups=dataset, re_formula="1",
+    vc_formula={"seed": "0 + C(seed)", "method": "0 + C(method)"})`` builds, with its design matrices made
+    by numpy: the formula interface evaluates two formulas per dataset (a third of the fit's time). A test
+    checks that both give the same fit. Fixed effects are named ``method=<name>``."""
+    from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+
+    methods = part["method"].to_numpy(dtype=str)
+    others = [m for m in sorted(set(methods)) if m != baseline]
+    exog = pd.DataFrame(np.column_stack([np.ones(len(part)), *((methods == m).astype(float) for m in others)]),
+                        columns=["Intercept", *(f"method={m}" for m in others)])
+    groups = part["dataset"].to_numpy(dtype=str)
+    names, colnames, mats = ["method", "seed"], [[], []], [[], []]
+    for dataset in sorted(set(groups)):
+        rows = groups == dataset
+        for k, column in enumerate((methods[rows], part["seed"].to_numpy(dtype=str)[rows])):
+            levels = sorted(set(column))
+            colnames[k].append(levels)
+            mats[k].append(np.column_stack([(column == level).astype(float) for level in levels]))
+    return MixedLM(part["accuracy"].to_numpy(float), exog, groups=groups, exog_re=np.ones((len(part), 1)),
+                   exog_vc=VCSpec(names, colnames, mats))
 
 
 def mixed_models(table: pd.DataFrame, baseline: str, family: str = "clean") -> dict[str, dict[str, Any]]:

@@ -53,14 +53,16 @@ def agree(got: object, expected: object, rtol: float = 1e-9) -> bool:
 
 
 def check(pairs: list[tuple[str, object, object]], rtol: float = 1e-9) -> None:
-    """Every (name, suite's value, reference) agrees, and would not with the suite's value perturbed."""
+    """Every (name, suite's value, reference) agrees, and would not with the suite's value perturbed by a
+    part in a million (or ten times the tolerance, where that is looser)."""
     bad = [name for name, got, ref in pairs if not agree(got, ref, rtol)]
     assert not bad, bad
+    step = max(1e-6, 10 * rtol)
     for name, got, ref in pairs:
         value = np.asarray(got, dtype=float)
         if not np.isfinite(value).any():
             continue
-        assert not agree(value * (1 + 1e-6) + 1e-6 * np.isfinite(value), ref, rtol), f"{name}: perturbation passes"
+        assert not agree(value * (1 + step) + step * np.isfinite(value), ref, rtol), f"{name}: perturbation passes"
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +317,24 @@ def test_the_critical_difference_figure_is_per_condition_and_the_same_bytes_what
         assert done.returncode == 0, done.stderr
         outs.append((out / "fig_03_critical_difference.png").read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_the_mixed_model_is_the_formula_interfaces(committed) -> None:
+    import statsmodels.formula.api as smf
+
+    _, long = committed
+    part = long[(long["family"] == "clean") & (long["train_condition"] == "labels[0.1]")]
+    part = part.assign(seed=part["seed"].astype(str))
+    ref = smf.mixedlm("accuracy ~ C(method, Treatment('late_fusion'))", part, groups=part["dataset"],
+                      re_formula="1", vc_formula={"seed": "0 + C(seed)", "method": "0 + C(method)"}).fit(
+        reml=True, method=["powell", "lbfgs"])
+    got = mixed_model(long, "late_fusion", train_condition="labels[0.1]")
+    assert got["converged"] and ref.converged
+    names = {n.split("[T.")[1].rstrip("]"): n for n in ref.params.index if n.startswith("C(method")}
+    ci = ref.conf_int()
+    check([("effects", [got["effects"][m]["effect"] for m in names], [ref.params[n] for n in names.values()]),
+           ("p", [got["effects"][m]["p"] for m in names], [ref.pvalues[n] for n in names.values()]),
+           ("ci", [got["effects"][m]["ci_low"] for m in names], [ci.loc[n, 0] for n in names.values()]),
+           ("llf", got["log_likelihood"], ref.llf),
+           ("components", [got["variance_components"][k] for k in ("method", "seed", "residual")],
+            [*ref.vcomp, ref.scale])], rtol=1e-9)
