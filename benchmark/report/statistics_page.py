@@ -133,8 +133,9 @@ def _mixed_lines(res: dict, baseline: str, cond: str) -> list[str]:
              f"(1 | method × dataset), against `{baseline}`", ""]
     if "note" in res:
         return [*lines, f"Not computed: {res['note']}.", ""]
-    sds = ", ".join(f"{name} {v ** 0.5 * 100:.2f}" for name, v in res["variance_components"].items())
-    warned = f" Warnings: {'; '.join(res['warnings'])}." if res["warnings"] else ""
+    label = {"method": "method × dataset", "seed": "seed in dataset"}
+    sds = ", ".join(f"{label.get(name, name)} {v ** 0.5 * 100:.2f}" for name, v in res["variance_components"].items())
+    warned = f" Warnings: {'; '.join(w.rstrip('.') for w in res['warnings'])}." if res["warnings"] else ""
     lines += [f"{res['family']} accuracy, n = {res['n']} runs, REML log-likelihood {res['log_likelihood']:.1f}; "
               f"standard deviations of the components (points): {sds}. One residual variance for all methods "
               f"(MixedLM's assumption).{warned}", ""]

@@ -4,6 +4,7 @@ statistics page and an oracle table apart when there are several draws."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -60,12 +61,14 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
 
 
 def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, noninferior: pd.DataFrame,
-               baseline: str | None, out_dir: Path, margin: float = MARGIN) -> None:
+               baseline: str | None, out_dir: Path, margin: float = MARGIN,
+               extra: Callable[[pd.DataFrame], Mapping[str, list[str]]] | None = None) -> None:
     """The statistics page; the mixed models (one per training condition) are fitted meanwhile in the
-    background (their own process)."""
+    background (their own process). ``extra(long)`` gives Markdown lines per training condition for the
+    page (summaries across datasets computed elsewhere)."""
     mixed = Background(mixed_models, long, baseline) if baseline else None
     write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None,
-                     noninferior=noninferior, margin=margin)
+                     noninferior=noninferior, margin=margin, extra=extra(long) if extra else None)
 
 
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
