@@ -1,8 +1,10 @@
 """The leaderboard's aggregation, from the tidy results table only (it never trains, never re-plans):
-per dataset, training condition and method, each column's mean and 95% t-interval over seeds: clean
+per dataset, training condition and method, each column's mean and 95% interval over seeds: clean
 accuracy, mean and worst accuracy over the missing-modality conditions, the worst condition, calibration
-error, training time, inference latency, peak memory, robustness areas and effective robustness. Rendering is in
-``benchmark.report``."""
+error, training time, inference latency, peak memory, severity-averaged accuracy, and MultiBench's relative
+and effective robustness. Quantities bounded by [0, 1] (``bounded``) get the logit-scale t-interval
+(``benchmark.statistics.logit_intervals``), which stays inside the bounds; the others the Student t-interval.
+Rendering is in ``benchmark.report``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pandas as pd
 from benchmark.grouped import Grouped, sorted_codes
 from benchmark.results import Results
 from benchmark.robustness import run_summaries
-from benchmark.statistics import mean_intervals
+from benchmark.statistics import logit_intervals, mean_intervals
 
 KEYS = ["dataset", "train_condition", "method"]
 
@@ -40,6 +42,19 @@ COLUMNS: dict[str, Column] = {
     "inference_us_per_sample": Column("inference (us/sample)", 1.0),
     "peak_memory_mb": Column("peak memory (MB)", 1.0),
 }
+
+
+#: Prefixes of the per-family robustness columns: severity-averaged accuracy, MultiBench's relative and
+#: effective robustness.
+ROBUSTNESS_PREFIXES = ("sevavg_", "rr_", "er_")
+
+
+def bounded(column: str) -> bool:
+    """Whether a column's per-run values lie in [0, 1] (accuracies, AUROC, ECE, severity-averaged
+    accuracy): its interval is the logit-scale one. Relative robustness sums 0.1-wide trapezoids (up to
+    0.1 per level: its own bound, handled apart) and effective robustness is a difference."""
+    return ((column in COLUMNS and COLUMNS[column].scale == 100.0) or column == "clean_primary"
+            or column.startswith("sevavg_"))
 
 
 def _test_metric(table: pd.DataFrame, metric: str, condition: str = "clean") -> pd.Series:
@@ -92,18 +107,20 @@ def per_run(results: Results, baseline: str | None = None) -> pd.DataFrame:
     for col in ("fit_seconds", "inference_us_per_sample", "peak_memory_mb", "n_parameters", "train_flops",
                 "memory_fit_mb", "kept_before_first_step", "best_epoch"):
         runs[col] = quantities[col] if col in quantities.columns else math.nan
-    aucs = sorted(c for c in summaries.columns if c.startswith("auc_"))
-    for col in aucs:
+    curves = sorted(c for c in summaries.columns if c.startswith(("sevavg_", "rr_", "rrmax_", "erbase_")))
+    for col in curves:
         runs[col] = summaries[col]
     runs["worst_condition"] = summaries.get("worst_condition", "")
-    if baseline is not None and aucs:
+    sums = [c for c in curves if c.startswith("erbase_")]
+    if baseline is not None and sums:
+        # MultiBench's effective robustness: the sums of drops from clean, method minus baseline, same seed.
         pair = ["dataset", "train_condition", "seed"]
-        base = runs[runs["method"] == baseline][[*pair, "clean_accuracy", *aucs]]
-        matched = runs[pair].merge(base, on=pair, how="left", suffixes=("", "_b")).set_index(runs.index)
-        for col in aucs:
-            er = (runs[col] - runs["clean_accuracy"]) - (matched[col] - matched["clean_accuracy"])
+        base = runs[runs["method"] == baseline][[*pair, *sums]]
+        matched = runs[pair].merge(base, on=pair, how="left").set_index(runs.index)
+        for col in sums:
+            er = runs[col] - matched[col]
             if er.notna().any():
-                runs[f"er_{col[4:]}"] = er
+                runs[f"er_{col[7:]}"] = er
     return runs.sort_values([*KEYS, "draw", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -114,7 +131,7 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
     all_runs = results.runs()
     all_runs["ok"] = all_runs["status"] == "ok"
     counts = all_runs.groupby(KEYS, sort=True).agg(seeds_ok=("ok", "sum"), n=("ok", "size"), stale=("stale", "sum"))
-    value_columns = [*COLUMNS, "clean_primary", *(c for c in runs.columns if c.startswith(("auc_", "er_")))]
+    value_columns = [*COLUMNS, "clean_primary", *(c for c in runs.columns if c.startswith(ROBUSTNESS_PREFIXES))]
     positions = runs.groupby(KEYS, sort=True).indices
     # Each column's mean and interval over the seeds of every group at once (bit for bit mean_interval's).
     group_keys = list(positions)
@@ -122,8 +139,16 @@ def build_table(results: Results, baseline: str | None = None) -> pd.DataFrame:
     for i, key in enumerate(group_keys):
         codes[positions[key]] = i
     inside = codes >= 0
-    intervals = {c: mean_intervals(runs[c].to_numpy(float)[inside], codes[inside], len(group_keys))
+    intervals = {c: (logit_intervals if bounded(c) else mean_intervals)(runs[c].to_numpy(float)[inside],
+                                                                         codes[inside], len(group_keys))
                  for c in value_columns}
+    for c in (c for c in value_columns if c.startswith("rr_")):
+        # Relative robustness lies in [0, rrmax] (rrmax: the same for every run of a group, one grid): its
+        # interval is the logit-scale one of rr / rrmax, scaled back.
+        most = runs[f"rrmax_{c[3:]}"].to_numpy(float)[inside]
+        _, lo, hi = logit_intervals(runs[c].to_numpy(float)[inside] / most, codes[inside], len(group_keys))
+        top = Grouped(codes[inside], len(group_keys)).mean(most)
+        intervals[c] = (intervals[c][0], lo * top, hi * top)
     finite_er = {c: np.bincount(codes[inside], weights=np.isfinite(runs[c].to_numpy(float)[inside]),
                                 minlength=len(group_keys)) > 0 for c in value_columns if c.startswith("er_")}
     number = {key: i for i, key in enumerate(group_keys)}

@@ -43,7 +43,7 @@ def test_friedman_with_a_method_better_everywhere_ranks_it_first_and_rejects() -
     t = table({"best": 0.05, "b": 0.0, "c": 0.0, "d": 0.0})
     res = friedman(t)
     assert res["average_ranks"]["best"] == 1.0 and res["p"] < 0.01
-    means = t.groupby(["dataset", "train_condition", "method"])["accuracy"].mean().unstack("method")
+    means = t.groupby(["dataset", "method"])["accuracy"].mean().unstack("method")
     expected = stats.friedmanchisquare(*[means[c] for c in means.columns])
     assert np.isclose(res["statistic"], expected.statistic) and np.isclose(res["p"], expected.pvalue)
     nemenyi = sp.posthoc_nemenyi_friedman(means.to_numpy())
@@ -62,7 +62,16 @@ def test_friedman_reports_the_blocks_it_left_out() -> None:
     t = table({"a": 0.0, "b": 0.0, "c": 0.01})
     t = t[~((t["dataset"] == "d3") & (t["method"] == "b"))]
     res = friedman(t)
-    assert "d3 / standard" in res["blocks_left_out"] and len(res["blocks_used"]) == 7
+    assert res["blocks_left_out"] == ["d3"] and len(res["blocks_used"]) == 7
+
+
+def test_friedman_never_pools_training_conditions() -> None:
+    t = table({"a": 0.0, "b": 0.01, "c": 0.02})
+    both = pd.concat([t, t.assign(train_condition="labels[0.1]")])
+    with pytest.raises(ValueError, match="per training condition"):
+        friedman(both)
+    res = friedman(both, train_condition="labels[0.1]")
+    assert res["blocks_used"] == sorted(t["dataset"].unique()) and res["train_condition"] == "labels[0.1]"
 
 
 def test_critical_difference_matches_demsar_table() -> None:
@@ -74,6 +83,7 @@ def test_critical_difference_matches_demsar_table() -> None:
 def test_mixed_model_recovers_a_known_effect() -> None:
     t = table({"base": 0.0, "better": 0.04, "same": 0.0}, noise=0.005)
     res = mixed_model(t, baseline="base")
+    assert res["converged"] and set(res["variance_components"]) == {"dataset", "seed", "method", "residual"}
     better, same = res["effects"]["better"], res["effects"]["same"]
     assert better["ci_low"] < 0.04 < better["ci_high"] and better["p"] < 1e-3
     assert same["ci_low"] < 0 < same["ci_high"]
@@ -85,4 +95,5 @@ def test_nemenyi_by_hand_is_scikit_posthocs() -> None:
     rng = np.random.default_rng(0)
     for shape in ((7, 5), (14, 7), (3, 3)):
         values = rng.integers(0, 4, size=shape).astype(float)  # ties on purpose
-        assert np.array_equal(nemenyi_friedman(values), sp.posthoc_nemenyi_friedman(values).to_numpy())
+        assert np.allclose(nemenyi_friedman(values), sp.posthoc_nemenyi_friedman(values).to_numpy(), rtol=1e-12,
+                           atol=0)

@@ -1,5 +1,7 @@
 """Markdown of the leaderboard: the summary per training condition, then a table per dataset and
-training condition with every column's interval, the robustness areas and the failed runs."""
+training condition with every column's interval, the difference to the best with its interval and the
+non-inferiority mark, the robustness summaries and the failed runs. What each mark and interval means is
+printed under every table that carries it."""
 
 from __future__ import annotations
 
@@ -9,12 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.leaderboard import COLUMNS
+from benchmark.leaderboard import COLUMNS, bounded
 from benchmark.selection import RULES
-from benchmark.statistics import ALPHA
+from benchmark.statistics import ALPHA, MARGIN, noninferiority_text, rank_scores
 
 SUMMARY_END = "<!-- summary:end -->"
 CONFIDENCE_TEXT = f"{int((1 - ALPHA) * 100)}% t-interval"
+INTERVAL_TEXT = (f"Intervals are {int((1 - ALPHA) * 100)}% over seeds. Bounded quantities (accuracies, AUROC, ECE, "
+                 "severity-averaged accuracy) show mean [low, high] of the logit-scale t-interval (the delta method: "
+                 "logit(mean) ± t·se/(mean(1 − mean)), mapped back; relative robustness the same on its own range), "
+                 "which stays inside [0, 100] and keeps the "
+                 "t-interval's small-sample width, where a bootstrap over 3-5 seeds would be too narrow; the "
+                 f"others (times, memory, differences) mean ± half-width of the {CONFIDENCE_TEXT}.")
 
 
 def si(value: float) -> str:
@@ -34,15 +42,29 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def cell(row: Mapping, col: str, scale: float) -> str:
-    """``mean ± half-width``; a dash where there is no value."""
+    """``mean [low, high]`` for a bounded quantity (its interval is not symmetric), ``mean ± half-width``
+    otherwise; a dash where there is no value."""
     mean, lo, hi = row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"]
     if not np.isfinite(mean):
         return "—"
     digits = 1 if scale == 100.0 or abs(mean) >= 10 else 3
     text = f"{mean * scale:.{digits}f}"
-    if np.isfinite(lo):
+    if np.isfinite(lo) and (bounded(col) or col.startswith("rr_")):
+        text += f" [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+    elif np.isfinite(lo):
         text += f" ± {(hi - lo) / 2 * scale:.{digits}f}"
     return text
+
+
+def delta_cell(row: Mapping) -> str:
+    """The clean primary score's difference to the best, in points, with its paired t-interval."""
+    delta = row.get("primary_delta_to_best", np.nan)
+    if not isinstance(delta, float) or not np.isfinite(delta):
+        return "—"
+    if row.get("primary_is_best"):
+        return "best"
+    lo, hi = row["primary_delta_to_best_ci_low"], row["primary_delta_to_best_ci_high"]
+    return f"{delta * 100:+.1f}" + (f" [{lo * 100:+.1f}, {hi * 100:+.1f}]" if np.isfinite(lo) else "")
 
 
 def _seeds(r: Mapping) -> str:
@@ -78,12 +100,12 @@ def _metric_name(metric: str) -> str:
     return {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}.get(metric, metric)
 
 
-def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
+def summary_markdown(table: pd.DataFrame, marks: set, margin: float = MARGIN) -> list[str]:
     """Per training condition: each method's clean score on every dataset in the dataset's primary
     metric, its mean rank over the datasets (1 = best; ties share the mean rank) and its missing-family
     accuracy averaged over the datasets; then the training conditions side by side, each method's size
     and training cost per dataset, and the runs that kept untrained weights. What the README shows; the
-    per-dataset tables follow it."""
+    per-dataset tables follow it. Ranks are ``rank_scores``'s (ties share a rank)."""
     if table.empty or table["dataset"].nunique() < 2:
         return []
     out = []
@@ -93,7 +115,7 @@ def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
     for cond in conditions:
         part = by_condition[cond]
         score = part.pivot(index="method", columns="dataset", values="clean_primary")
-        ranks = score.rank(axis=0, ascending=False).mean(axis=1)
+        ranks = rank_scores(score, axis=0).mean(axis=1)
         missing = part.pivot(index="method", columns="dataset", values="missing_mean_accuracy").mean(axis=1)
         datasets = list(score.columns)
         rows = []
@@ -106,10 +128,10 @@ def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
         out += [f"## Summary (training: {cond})", "",
                 f"Clean test score (%) on each dataset in its primary metric, mean over seeds: accuracy, or "
                 f"balanced accuracy where the majority class exceeds 80% ({', '.join(balanced) or 'none here'}; "
-                "AUROC beside it in the per-dataset tables). ✓: not significantly worse than the best there. "
-                f"Mean rank over the {len(datasets)} datasets (1 = best); missing: the `missing` family's mean "
-                "accuracy, averaged over the datasets.", "",
-                *md_table(["method", "mean rank", *header, "missing (%)"], rows), ""]
+                f"AUROC beside it in the per-dataset tables). Mean rank over the {len(datasets)} datasets (1 = best; "
+                "equal scores share their mean rank); missing: the `missing` family's mean accuracy, averaged over "
+                "the datasets.", "",
+                *md_table(["method", "mean rank", *header, "missing (%)"], rows), "", noninferiority_text(margin), ""]
     if len(conditions) > 1:
         rows = []
         methods = sorted(set(table["method"]))
@@ -145,21 +167,21 @@ def summary_markdown(table: pd.DataFrame, marks: set) -> list[str]:
 
 
 def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: str | None = None,
-                rule: str = "clean_val", marks: set | None = None, notes: list[str] | None = None) -> str:
+                rule: str = "clean_val", marks: set | None = None, notes: list[str] | None = None,
+                margin: float = MARGIN) -> str:
     marks = marks or set()
+    legend = noninferiority_text(margin)
     out = [f"# Leaderboard: suite `{suite}`", "",
-           f"Mean ± half-width of the {CONFIDENCE_TEXT} over seeds. Missing: the conditions "
-           "of the `missing` family (each modality removed, random missingness). Rebuilt from `runs/` by "
-           "`python -m benchmark leaderboard`.", "",
+           f"{INTERVAL_TEXT} Missing: the conditions of the `missing` family (each modality removed, random "
+           "missingness). Rebuilt from `runs/` by `python -m benchmark leaderboard`.", "",
            f"Model selection: `{rule}` ({RULES[rule].text}). ✓ after the clean score in the dataset's primary "
-           "metric: not significantly worse than the best (paired t-test over seeds, Holm-corrected; see "
-           "`statistics.md`).", ""]
+           f"metric: {legend[3:]} See `statistics.md`.", ""]
     for note in notes or []:
         out += [f"Note: {note}.", ""]
     if table.empty:
         out += ["No run of this suite is recorded yet: `python -m benchmark run --suite " + suite + "`.", ""]
-    out += summary_markdown(table, marks) + [SUMMARY_END, ""]
-    families = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
+    out += summary_markdown(table, marks, margin) + [SUMMARY_END, ""]
+    families = sorted(c[7:] for c in table.columns if c.startswith("sevavg_") and not c.endswith(("_low", "_high")))
     table = table.reset_index(drop=True)  # labels = places in all_rows
     all_rows = records(table)
     for (dataset, cond), part in table.groupby(["dataset", "train_condition"], sort=True):
@@ -168,16 +190,25 @@ def to_markdown(table: pd.DataFrame, suite: str, failed: list[str], baseline: st
         rows = [all_rows[i] for i in part.index]
         out += [f"## {dataset} (training: {cond})", ""]
         main = [(c, col.scale) for c, col in COLUMNS.items()]
-        header = ["method", *(col.header for col in COLUMNS.values()), "worst condition", "seeds"]
-        out += md_table(header, _rows(rows, main, [lambda r: f"`{r['worst_condition']}`", _seeds], marks, dataset,
-                                      cond)) + [""]
-        fams = [f for f in families if f"auc_{f}" in part and part[f"auc_{f}"].notna().any()]
+        header = ["method", *(col.header for col in COLUMNS.values()), "Δ to best (points)", "worst condition",
+                  "seeds"]
+        out += md_table(header, _rows(rows, main, [delta_cell, lambda r: f"`{r['worst_condition']}`", _seeds], marks,
+                                      dataset, cond)) + [""]
+        out += [f"Δ to best: the clean primary score minus the best's, paired over seeds, with its "
+                f"{CONFIDENCE_TEXT}. {legend}", ""]
+        fams = [f for f in families if f"sevavg_{f}" in part and part[f"sevavg_{f}"].notna().any()]
         if fams:
-            out += [f"Robustness on {dataset}: relative robustness (area under accuracy vs severity, clean at 0, "
-                    f"normalised by the grid's width, %) and effective robustness against `{baseline}` "
-                    "(points of accuracy kept beyond the baseline's, after equalising clean accuracy).", ""]
-            cols = [(f"auc_{f}", 100.0) for f in fams] + [(f"er_{f}", 100.0) for f in fams]
-            header = ["method", *(f"AUC {f}" for f in fams), *(f"ER {f}" for f in fams)]
+            out += [f"Robustness on {dataset}, per condition family (the mean over the family's curves of accuracy "
+                    "against severity, clean at 0): severity-averaged accuracy (the trapezoid area on the actual "
+                    "severities divided by the grid's width, %); RR, MultiBench's relative robustness (the trapezoid "
+                    "sum with MultiBench's fixed step of 0.1 per level, whatever the severities; it grows with the "
+                    "number of levels, so compare it within a row of families only across methods); ER, MultiBench's "
+                    f"effective robustness against `{baseline}` (points of accuracy kept beyond the baseline's curve "
+                    "shifted to the method's clean accuracy, summed over the levels), paired by seed.", ""]
+            cols = ([(f"sevavg_{f}", 100.0) for f in fams] + [(f"rr_{f}", 1.0) for f in fams]
+                    + [(f"er_{f}", 100.0) for f in fams])
+            header = ["method", *(f"sev-avg acc {f} (%)" for f in fams), *(f"RR {f}" for f in fams),
+                      *(f"ER {f}" for f in fams)]
             out += md_table(header, _rows(rows, cols, [], marks, dataset, cond)) + [""]
     if failed:
         out += ["## Failed runs", "", *[f"- {f}" for f in failed], ""]

@@ -4,6 +4,7 @@ statistics page and an oracle table apart when there are several draws."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,15 @@ from benchmark.report.markdown import md_table, to_markdown
 from benchmark.report.statistics_page import write_statistics
 from benchmark.results import Results
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
-from benchmark.statistics import long_table, mixed_model, not_worse_than_best, pairwise_tests
+from benchmark.statistics import (
+    MARGIN,
+    long_table,
+    mixed_models,
+    noninferior_marks,
+    noninferiority,
+    pairwise_tests,
+    rank_scores,
+)
 
 
 def failure_lines(results: Results) -> list[str]:
@@ -25,12 +34,12 @@ def failure_lines(results: Results) -> list[str]:
 
 
 def mean_ranks(table: pd.DataFrame) -> pd.DataFrame:
-    """Each method's mean rank over the datasets (1 = best, ties share a rank) on the clean primary
-    score, one column per training condition."""
+    """Each method's mean rank over the datasets (1 = best, ties share a rank: ``rank_scores``, the
+    statistics page's ranking) on the clean primary score, one column per training condition."""
     out = {}
     for cond, part in table.groupby("train_condition", sort=True):
         score = part.pivot(index="method", columns="dataset", values="clean_primary")
-        out[cond] = score.rank(axis=0, ascending=False).mean(axis=1)
+        out[cond] = rank_scores(score, axis=0).mean(axis=1)
     return pd.DataFrame(out)
 
 
@@ -51,28 +60,33 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
             *md_table(["training", "method", "rank, defaults", "rank, tuned", "change"], rows), ""]
 
 
-def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, baseline: str | None,
-               out_dir: Path) -> None:
-    """The statistics page; the mixed model is fitted meanwhile in the background (its own process)."""
-    mixed = Background(mixed_model, long, baseline) if baseline else None
-    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None)
+def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, noninferior: pd.DataFrame,
+               baseline: str | None, out_dir: Path, margin: float = MARGIN,
+               extra: Callable[[pd.DataFrame], Mapping[str, list[str]]] | None = None) -> None:
+    """The statistics page; the mixed models (one per training condition) are fitted meanwhile in the
+    background (their own process). ``extra(long)`` gives Markdown lines per training condition for the
+    page (summaries across datasets computed elsewhere)."""
+    mixed = Background(mixed_models, long, baseline) if baseline else None
+    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None,
+                     noninferior=noninferior, margin=margin, extra=extra(long) if extra else None)
 
 
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
-                  rule: str = DEFAULT_RULE, figures_dir: Path | None = None) -> pd.DataFrame:
+                  rule: str = DEFAULT_RULE, figures_dir: Path | None = None, margin: float = MARGIN) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
     the tables, the statistics and the HTML page (the claims scorecard reads several suites: it is
     ``python -m benchmark claims``). With several draws, an oracle-selected table (test data) is written
     apart. The statistics page is written by a background process (see benchmark.report.background)
-    while this one writes the leaderboard."""
+    while this one writes the leaderboard. ``margin`` is the non-inferiority margin of the ✓ (a fraction)."""
     selected, chosen = select(results, rule)
     long = long_table(selected.table, selected.primary_metrics())
     pairwise = pairwise_tests(long, baseline)
+    noninferior = noninferiority(pairwise, margin)
     out_dir.mkdir(parents=True, exist_ok=True)
-    side = Background(statistics, selected, long, pairwise, baseline, out_dir)
+    side = Background(statistics, selected, long, pairwise, noninferior, baseline, out_dir, margin)
     try:
-        table = write_leaderboard(results, selected, chosen, long, pairwise, out_dir, suite, baseline, rule,
-                                  figures_dir)
+        table = write_leaderboard(results, selected, chosen, long, noninferior, out_dir, suite, baseline, rule,
+                                  figures_dir, margin)
     except BaseException:
         side.join()
         raise
@@ -80,18 +94,33 @@ def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | N
     return table
 
 
+#: The non-inferiority columns of ``leaderboard.csv`` (clean primary score; Δ = method - best, a fraction).
+NONINFERIORITY_TABLE_COLUMNS = {"best": "primary_is_best", "delta": "primary_delta_to_best",
+                                "ci_low": "primary_delta_to_best_ci_low", "ci_high": "primary_delta_to_best_ci_high",
+                                "p_holm": "primary_noninferiority_p_holm", "noninferior": "primary_noninferior"}
+
+
+def with_noninferiority(table: pd.DataFrame, noninferior: pd.DataFrame) -> pd.DataFrame:
+    """The clean family's non-inferiority rows (the clean primary score) as columns of the leaderboard."""
+    if table.empty:
+        return table
+    clean = noninferior[noninferior["family"] == "clean"].rename(columns=NONINFERIORITY_TABLE_COLUMNS)
+    keys = ["dataset", "train_condition", "method"]
+    out = table.merge(clean[[*keys, *NONINFERIORITY_TABLE_COLUMNS.values()]], on=keys, how="left")
+    for col in ("primary_is_best", "primary_noninferior"):
+        out[col] = out[col].astype("boolean").fillna(False).astype(bool)
+    return out
+
+
 def write_leaderboard(results: Results, selected: Results, chosen: dict, long: pd.DataFrame,
-                      pairwise: pd.DataFrame, out_dir: Path, suite: str, baseline: str | None, rule: str,
-                      figures_dir: Path | None) -> pd.DataFrame:
+                      noninferior: pd.DataFrame, out_dir: Path, suite: str, baseline: str | None, rule: str,
+                      figures_dir: Path | None, margin: float = MARGIN) -> pd.DataFrame:
     """``leaderboard.{csv,md,html}`` (and the oracle table apart when there are several draws)."""
     spread = tuning_spread(results)
-    table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
-    marks = not_worse_than_best(pairwise, long)
-    if not table.empty:
-        table["primary_not_worse_than_best"] = [(d, c, "clean", m) in marks for d, c, m in
-                                        zip(table["dataset"], table["train_condition"], table["method"], strict=True)]
+    table = with_noninferiority(with_tuning(build_table(selected, baseline), chosen, spread, rule), noninferior)
+    marks = noninferior_marks(noninferior)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
-    md = to_markdown(table, suite, failure_lines(selected), baseline, rule, marks, results.notes())
+    md = to_markdown(table, suite, failure_lines(selected), baseline, rule, marks, results.notes(), margin)
     if any(n > 1 for n, _ in spread.values()):
         oracle_results, oracle_chosen = select(results, "oracle_test")
         oracle = with_tuning(build_table(oracle_results, baseline), oracle_chosen, spread, "oracle_test")
