@@ -315,7 +315,8 @@ def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.resul
         prefetch.close()
         gc.freeze()  # what is alive now lives until the process ends: later collections skip it
         gc.enable()
-    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, _figures_dir(out))
+    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, _figures_dir(out),
+                  scope.noninferiority_margin)
     LOG.info("leaderboard of %d record(s) (%d stale, %d failed) -> %s", len(loaded.records), len(loaded.stale),
              len(loaded.failed), out / "leaderboard.md")
     for note in loaded.notes():

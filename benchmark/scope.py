@@ -10,7 +10,7 @@ from typing import Any
 
 from benchmark.paths import REPO_ROOT
 from benchmark.records import RunRecord, dataset_label
-from benchmark.suite_files import suite_file
+from benchmark.suite_files import noninferiority_margin, suite_file
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class SuiteScope:
     hparam_draws: int | None = None  # None: every draw
     baseline: str | None = "late_fusion"
     selection_rule: str = "clean_val"
+    noninferiority_margin: float = 0.01
 
     def covers(self, rec: RunRecord) -> bool:
         s = rec.spec
@@ -72,4 +73,5 @@ def suite_scope(name_or_path: str, results: Path | None = None) -> SuiteScope:
         seeds=frozenset(int(s) for s in raw.get("seeds", [0])),
         training_conditions=frozenset(raw.get("training_conditions", ["standard"])),
         budget=budget, hparam_draws=int(raw.get("hparam_draws", 1)),
-        baseline=raw.get("robustness_baseline", "late_fusion"), selection_rule=raw.get("selection_rule", "clean_val"))
+        baseline=raw.get("robustness_baseline", "late_fusion"), selection_rule=raw.get("selection_rule", "clean_val"),
+        noninferiority_margin=noninferiority_margin(raw, path))

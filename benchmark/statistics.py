@@ -295,18 +295,6 @@ def pairwise_tests(table: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     return out[PAIRWISE_COLUMNS]
 
 
-def not_worse_than_best(pairwise: pd.DataFrame, table: pd.DataFrame) -> set[tuple[str, str, str, str]]:
-    """Superseded by ``noninferiority`` (the pages no longer use it): the best and every method whose gap
-    to it is not significant, i.e. "not shown worse with these seeds", which five seeds grant to methods
-    tens of points behind. Kept while tests/test_rebuild_speed.py pins it."""
-    means = table.groupby([*GROUP, "method"])["accuracy"].mean()
-    keep = {(*key, best[3]) for key, best in means.groupby(level=[0, 1, 2]).idxmax().items()}
-    if not pairwise.empty:
-        best = pairwise[(pairwise["reference"] == "best") & ~pairwise["significant"].astype(bool)]
-        keep |= set(zip(best["dataset"], best["train_condition"], best["family"], best["method"], strict=True))
-    return keep
-
-
 NONINFERIORITY_COLUMNS = ["dataset", "train_condition", "family", "method", "best", "n_pairs", "delta",
                           "ci_low", "ci_high", "p", "p_holm", "noninferior"]
 

@@ -5,6 +5,7 @@ a suite without importing either."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SUITES_DIR = Path(__file__).parent / "suites"
 
@@ -24,3 +25,12 @@ def suite_file(name_or_path: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"no suite {name_or_path!r}; known suites: {', '.join(available())} (or a .toml path)")
     return path
+
+
+def noninferiority_margin(raw: dict[str, Any], path: Path) -> float:
+    """The suite's ``noninferiority_margin`` (default 0.01), refused unless a fraction in [0, 0.5)."""
+    value = raw.get("noninferiority_margin", 0.01)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 0.5:
+        raise ValueError(f"{path}: noninferiority_margin must be a fraction in [0, 0.5) (0.01 = 1 point of "
+                         f"accuracy), got {value!r}")
+    return float(value)

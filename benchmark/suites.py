@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.isolation import RunLimits
 from benchmark.paths import REPO_ROOT
-from benchmark.suite_files import suite_file
+from benchmark.suite_files import noninferiority_margin, suite_file
 
 if TYPE_CHECKING:  # the protocols and contracts import torch; reading a suite's scope must not
     from benchmark.contracts import DatasetInfo, TrainBudget
@@ -62,6 +62,9 @@ class Suite:
     #: Each run's time and memory limits (``[limits] seconds = ..., memory_mb = ...``): a run past either is
     #: stopped and recorded as failed (``TimeLimit``, ``MemoryLimit``). Not part of a run's identity.
     limits: RunLimits = field(default_factory=RunLimits)
+    #: The leaderboard's non-inferiority margin (a fraction: 0.01 = 1 point): a method gets the ✓ when shown
+    #: no worse than the best by more than this. Not part of a run's identity.
+    noninferiority_margin: float = 0.01
 
     def rows(self, only: list[str] | None = None) -> list[MethodRow]:
         """Every leaderboard row: each method with the suite's overrides, then each variant; ``only``
@@ -113,7 +116,8 @@ def load_suite(name_or_path: str) -> Suite:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
     known = {"name", "description", "methods", "datasets", "seeds", "budget", "training_conditions",
              "test_conditions", "dataset_params", "hparams", "robustness_baseline", "hparam_draws",
-             "selection_rule", "results", "variants", "param_budget", "limits"}
+             "selection_rule", "results", "variants", "param_budget", "limits",
+             "noninferiority_margin"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown suite key(s) {unknown}; allowed: {sorted(known)}")
@@ -181,6 +185,7 @@ def load_suite(name_or_path: str) -> Suite:
         param_budget=None if raw.get("param_budget") is None else _positive_int(raw["param_budget"], "param_budget",
                                                                                 path),
         limits=limits,
+        noninferiority_margin=noninferiority_margin(raw, path),
     )
 
 

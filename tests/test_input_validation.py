@@ -37,6 +37,9 @@ def test_a_wrong_budget_value_is_refused(tmp_path: Path, line: str, message: str
     ('datasets = ["synthetic_pid"]', 'datasets = ["no_such_data"]', "no dataset named"),
     ('name = "tiny"', 'name = "../../x"', "must be letters, digits"),
     ('test_conditions = ["clean"', 'test_conditions = ["clean", "no_protocol[1]"', "no test protocol"),
+    ('name = "tiny"', 'name = "tiny"\nnoninferiority_margin = 1', "noninferiority_margin must be a fraction"),
+    ('name = "tiny"', 'name = "tiny"\nnoninferiority_margin = "1 point"', "noninferiority_margin must be"),
+    ('name = "tiny"', 'name = "tiny"\nnoninferiority_margin = -0.01', "noninferiority_margin must be"),
 ])
 def test_a_wrong_suite_key_is_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
     suite = write_suite(tmp_path, ["early_fusion"])
@@ -179,3 +182,12 @@ def test_a_method_file_that_fails_to_import_stops_run_and_check_method_names_its
     assert "FAIL  import: SyntaxError" in done.stderr and "line 1" in done.stderr
     done = run_cli("run", "--suite", str(suite), "--results", str(tmp_path / "res2"), "--method-file", str(syntax))
     assert done.returncode == 2 and "--method-file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_noninferiority_margin_is_read_by_the_suite_and_by_its_scope(tmp_path: Path) -> None:
+    from benchmark.scope import suite_scope
+
+    suite = write_suite(tmp_path, ["early_fusion"])
+    assert load_suite(str(suite)).noninferiority_margin == suite_scope(str(suite)).noninferiority_margin == 0.01
+    suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny"\nnoninferiority_margin = 0.025'))
+    assert load_suite(str(suite)).noninferiority_margin == suite_scope(str(suite)).noninferiority_margin == 0.025

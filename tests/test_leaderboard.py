@@ -67,7 +67,7 @@ def test_area_uses_the_actual_uneven_grid_and_is_normalised_by_its_width(runner_
     summary = run_summaries(_with_values(runner_results, run.run_id, values).table).loc[run.run_id]
     graded = {c["curve"] for c in run.conditions.values() if c["family"] == "missing" and c["severity"] is not None}
     assert len(graded) == 1  # the family's only curve: its area is the family's
-    assert np.isclose(summary["auc_missing"], 0.5)
+    assert np.isclose(summary["sevavg_missing"], 0.5)
     # Treating the four points as evenly spaced (the grid mistake) would give another number.
     accs = np.array([1.0] + [1 - r / 0.9 for r in rates])
     assert np.isclose(normalised_area(np.array([0.0, *rates]), accs), 0.5)
@@ -87,7 +87,7 @@ def test_effective_robustness_is_zero_for_the_baseline_and_paired_by_seed(runner
     assert np.allclose(base["er_missing"], 0.0)
     ef = runs[runs["method"] == "early_fusion"].set_index(["dataset", "seed"])
     lf = base.set_index(["dataset", "seed"])
-    expected = (ef["auc_missing"] - ef["clean_accuracy"]) - (lf["auc_missing"] - lf["clean_accuracy"])
+    expected = ef["erbase_missing"] - lf["erbase_missing"]
     assert np.allclose(ef["er_missing"], expected.loc[ef.index])
     table = build_table(runner_results, "late_fusion").set_index(["dataset", "method"])
     assert np.isclose(table.loc[(TWO, "early_fusion"), "er_missing"], expected.loc[TWO].mean())

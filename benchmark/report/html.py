@@ -28,10 +28,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from benchmark.leaderboard import COLUMNS
-from benchmark.report.markdown import CONFIDENCE_TEXT, records, si
+from benchmark.report.markdown import INTERVAL_TEXT, records, si
 from benchmark.results import Results
 from benchmark.selection import RULES
-from benchmark.statistics import mean_intervals
+from benchmark.statistics import MARGIN, logit_intervals, noninferiority_text, rank_scores
 
 HERE = Path(__file__).parent
 STANDARD = "standard"
@@ -108,13 +108,15 @@ def _esc(text: str) -> str:
 
 
 def number_cell(mean: float, lo: float, hi: float, scale: float, mark: bool = False, sub: str = "") -> Cell:
-    """``mean ± half-width`` (one decimal for percentages, three significant digits otherwise)."""
+    """``mean [low, high]`` (one decimal for percentages, three significant digits otherwise): the
+    intervals of bounded quantities are not symmetric (logit scale), so no ``±``."""
     if not _finite(mean):
         return Cell("—")
+    interval = _finite(lo) and _finite(hi)
     if scale == 100:
-        text = f"{mean * 100:.1f} ± {(hi - lo) * 50:.1f}" if _finite(lo) and _finite(hi) else f"{mean * 100:.1f}"
+        text = f"{mean * 100:.1f}" + (f" [{lo * 100:.1f}, {hi * 100:.1f}]" if interval else "")
     else:
-        text = f"{mean * scale:.3g}" + (f" ± {(hi - lo) / 2 * scale:.2g}" if _finite(lo) and _finite(hi) else "")
+        text = f"{mean * scale:.3g}" + (f" [{lo * scale:.3g}, {hi * scale:.3g}]" if interval else "")
     return Cell(text, f"{mean:.6g}", mark, sub=sub)
 
 
@@ -170,17 +172,17 @@ def method_cell(method: str, links: Sequence[tuple[str, str]]) -> Cell:
 # ---- the summary ----------------------------------------------------------------------------------------
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
-    """Ranks within each column, 1 = highest, ties share the mean rank, NaN stays NaN (as pandas'
-    ``rank(ascending=False)``, which the Markdown summary uses)."""
-    return pd.DataFrame(scores).rank(axis=0, ascending=False).to_numpy()
+    """Ranks within each column, 1 = highest, ties share the mean rank, NaN stays NaN: the suite's one
+    ranking function (``statistics.rank_scores``), which the Markdown summary and the tests use too."""
+    return rank_scores(pd.DataFrame(scores), axis=0).to_numpy()
 
 
 def summary_tables(rows_of: list[dict[str, Any]], marks: set, deltas: list[str]) -> list[Table]:
     """Per training condition (standard first): each method's clean score per dataset in the dataset's
-    primary metric (✓ = not worse than the best there; the Δ to the best and its interval below when the
-    table has it), its mean rank over the datasets (1 = best), its `missing`-family accuracy and its
-    parameters (median over the datasets), rows by mean rank. Each score links to its row in the
-    dataset's section."""
+    primary metric (✓ = the best or shown non-inferior to it, see ``noninferiority_text``; the Δ to the
+    best and its interval below when the table has it), its mean rank over the datasets (1 = best), its
+    `missing`-family accuracy and its parameters (median over the datasets), rows by mean rank. Each
+    score links to its row in the dataset's section."""
     out = []
     primary = {r["dataset"]: r.get("primary_metric", "accuracy") for r in rows_of}
     index = {(r["dataset"], r["train_condition"], r["method"]): r for r in rows_of}
@@ -254,7 +256,7 @@ def _family_cells(long: pd.DataFrame, marks: set) -> tuple[dict, dict[tuple[str,
     groups = long.groupby(["dataset", "train_condition", "family", "method"], sort=True)
     sizes = groups.size()
     codes = groups.ngroup().to_numpy()
-    mean, lo, hi = mean_intervals(long["accuracy"].to_numpy(float), codes.astype(np.int64), len(sizes))
+    mean, lo, hi = logit_intervals(long["accuracy"].to_numpy(float), codes.astype(np.int64), len(sizes))
     cells, fams = {}, {}
     for i, key in enumerate(sizes.index):
         cells[key] = number_cell(mean[i], lo[i], hi[i], 100, key in marks)
@@ -276,7 +278,7 @@ def _sort_rows(rows: list[list[Cell]], col: int) -> list[list[Cell]]:
 def sections(table: pd.DataFrame, all_rows: list[dict[str, Any]], long: pd.DataFrame, marks: set, links: Mapping,
              baseline: str | None, deltas: list[str]) -> list[Section]:
     fam_cells, fam_names = _family_cells(long, marks)
-    aucs = sorted(c[4:] for c in table.columns if c.startswith("auc_") and not c.endswith(("_low", "_high")))
+    aucs = sorted(c[7:] for c in table.columns if c.startswith("sevavg_") and not c.endswith(("_low", "_high")))
     conds = ordered_conditions(all_rows)
     by_key: dict[tuple[str, str], list[dict]] = {}
     for r in all_rows:
@@ -308,22 +310,25 @@ def sections(table: pd.DataFrame, all_rows: list[dict[str, Any]], long: pd.DataF
                                         row_ids=[slug("row", dataset, cond, r[0].value) for r in rows],
                                         note="Rows by the clean score in the dataset's primary metric; "
                                              "the numbers after a method name are its seeds' record files."))
-            fams = [f for f in aucs if any(_finite(r.get(f"auc_{f}")) for r in part)]
+            fams = [f for f in aucs if any(_finite(r.get(f"sevavg_{f}")) for r in part)]
             if fams:
-                header = [Header("method", numeric=False), *(Header(f"AUC {f}") for f in fams)]
-                ers = [f for f in fams if any(_finite(r.get(f"er_{f}")) for r in part)]
-                header += [Header(f"ER {f}") for f in ers]
+                kinds = [("sevavg", "", 100), ("rr", "RR ", 1)]
+                if baseline:
+                    kinds.append(("er", "ER ", 1))
+                used = [(k, label, scale, f) for k, label, scale in kinds for f in fams
+                        if any(_finite(r.get(f"{k}_{f}")) for r in part)]
+                header = [Header("method", numeric=False), *(Header(f"{label}{f}") for _, label, _, f in used)]
                 rows = [[method_cell(r["method"], ()),
-                         *(number_cell(r.get(f"auc_{f}"), r.get(f"auc_{f}_ci_low"), r.get(f"auc_{f}_ci_high"), 100)
-                           for f in fams),
-                         *(number_cell(r.get(f"er_{f}"), r.get(f"er_{f}_ci_low"), r.get(f"er_{f}_ci_high"), 100)
-                           for f in ers)] for r in part]
+                         *(number_cell(r.get(f"{k}_{f}"), r.get(f"{k}_{f}_ci_low"), r.get(f"{k}_{f}_ci_high"), scale)
+                           for k, _, scale, f in used)] for r in part]
                 section.tables.append(Table(
-                    slug("robustness", sid), "Robustness areas", header, _sort_rows(rows, 1), sorted_by=1,
-                    note="Relative robustness: area under accuracy against severity, clean at 0, normalised by the "
-                         "grid's width (%)." + (f" Effective robustness (ER) against {baseline}: points of "
-                                                "accuracy kept beyond the baseline's after equalising clean "
-                                                "accuracy." if baseline and ers else "")))
+                    slug("robustness", sid), "Robustness", header, _sort_rows(rows, 1), sorted_by=1,
+                    note="Per condition family: severity-averaged accuracy (the area under accuracy against "
+                         "severity, clean at 0, divided by the grid's width, %); RR, MultiBench's relative "
+                         "robustness (its trapezoid sum with a fixed step of 0.1 per level)" + (
+                             f"; ER, MultiBench's effective robustness against {baseline} (accuracy kept beyond "
+                             "the baseline's curve shifted to the method's clean accuracy, summed over the levels), "
+                             "paired by seed." if baseline else ".")))
             families = fam_names.get((dataset, cond), [])
             if families:
                 methods = sorted({r["method"] for r in part})
@@ -332,8 +337,9 @@ def sections(table: pd.DataFrame, all_rows: list[dict[str, Any]], long: pd.DataF
                         for m in methods]
                 section.tables.append(Table(
                     slug("families", sid), "Accuracy per condition family (%)", header, _sort_rows(rows, 1),
-                    sorted_by=1, note="Mean over the family's conditions (clean: the primary metric); ✓: not "
-                                      "significantly worse than the best in that family."))
+                    sorted_by=1, note="Mean over the family's conditions (clean: the primary metric) with its "
+                                      "logit-scale interval; ✓: the best in that family or shown non-inferior to "
+                                      f"it within {MARGIN * 100:g} point(s) (the same test as above)."))
             out.append(section)
     return out
 
@@ -470,7 +476,7 @@ def render(table: pd.DataFrame, long: pd.DataFrame, marks: set, results: Results
     env = _environment()
     env.globals["table"] = table_html
     return env.get_template("leaderboard.html.j2").render(
-        suite=suite, rule=rule, notes=results.notes(), confidence=CONFIDENCE_TEXT,
+        suite=suite, rule=rule, notes=results.notes(), intervals=INTERVAL_TEXT, mark_legend=noninferiority_text(MARGIN),
         n_records=len(results.records), n_failed=len(results.failed),
         n_datasets=table["dataset"].nunique(), n_methods=table["method"].nunique(), conditions=conds,
         summaries=summaries, side=side_by_side(rows), sections=secs, toc=toc,

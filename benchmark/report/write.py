@@ -4,11 +4,11 @@ statistics page and an oracle table apart when there are several draws."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.aggregates import aggregates_markdown
 from benchmark.leaderboard import build_table, with_tuning
 from benchmark.report.background import Background
 from benchmark.report.diagnostics import diagnostics_markdown
@@ -61,14 +61,14 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
 
 
 def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, noninferior: pd.DataFrame,
-               baseline: str | None, out_dir: Path, margin: float = MARGIN,
-               extra: Callable[[pd.DataFrame], Mapping[str, list[str]]] | None = None) -> None:
-    """The statistics page; the mixed models (one per training condition) are fitted meanwhile in the
-    background (their own process). ``extra(long)`` gives Markdown lines per training condition for the
-    page (summaries across datasets computed elsewhere)."""
+               baseline: str | None, out_dir: Path, margin: float = MARGIN) -> None:
+    """The statistics page with each training condition's summaries across datasets (IQM, probability of
+    improvement, the Bayesian comparison: benchmark.aggregates); the mixed models (one per training
+    condition) are fitted meanwhile in the background (their own process)."""
     mixed = Background(mixed_models, long, baseline) if baseline else None
+    across = {cond: aggregates_markdown(long, baseline, cond) for cond in sorted(long["train_condition"].unique())}
     write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None,
-                     noninferior=noninferior, margin=margin, extra=extra(long) if extra else None)
+                     noninferior=noninferior, margin=margin, extra=across)
 
 
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
