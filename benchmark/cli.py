@@ -268,8 +268,11 @@ def _dry_run(args: argparse.Namespace, name: str, runs: list, results: Path, exp
 def _last_line(loaded, results: Path, no_page: bool) -> str:  # noqa: ANN001 - benchmark.results.Results | None
     """The sweep's last line: the best row per dataset (clean test score in the dataset's primary metric,
     mean over seeds, the model-selected draw, ``standard`` training where the suite has it) and the page."""
-    page = "no page (--no-leaderboard)" if no_page else f"page: {results / 'leaderboard.html'}"
-    ok = [r for r in loaded.records if r.ok] if loaded is not None else []
+    if no_page or loaded is None:
+        return ("no leaderboard rebuilt (--no-leaderboard): `python -m benchmark leaderboard` with the same "
+                "--suite/--results builds it and names the best per dataset")
+    page = f"page: {results / 'leaderboard.html'}"
+    ok = [r for r in loaded.records if r.ok]
     if not ok:
         return f"best per dataset: none (no finished run); {page}"
     from benchmark.selection import select
