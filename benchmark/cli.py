@@ -298,28 +298,34 @@ def _last_line(loaded, results: Path, no_page: bool) -> str:  # noqa: ANN001 - b
 
 def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.results.Results
     """Rebuild every output of a suite's folder from its records (no plan, no torch, no method import).
-    The record files are decoded by a second process while this one imports pandas, scipy and the report
-    code (benchmark.prefetch)."""
+    Three processes share the work: the record files are decoded by a reader (benchmark.prefetch) and the
+    statistics computed by a process that imports scipy's tests and statsmodels meanwhile
+    (benchmark.report.stats_side), while this one imports pandas and the report code, tables the records
+    and writes the leaderboard."""
     from benchmark.prefetch import RecordPrefetch
+    from benchmark.report.stats_side import StatsSide
     from benchmark.scope import suite_scope
 
     scope = suite_scope(name, results)
     out = scope.results_dir
     prefetch = RecordPrefetch(out, scope)
-    gc.disable()  # millions of containers and no cycles until the records are read and tabled
+    side = StatsSide.start()
     try:
-        from benchmark.report import write_reports
-        from benchmark.results import load
+        gc.disable()  # millions of containers and no cycles until the records are read and tabled
+        try:
+            from benchmark.report import write_reports
+            from benchmark.results import load
 
-        if scope.baseline:  # the mixed model's library, for the child that fits it: imported while the reader reads
-            import statsmodels.formula.api  # noqa: F401
-        loaded = load(out, scope, prefetch)
-    finally:
-        prefetch.close()
-        gc.freeze()  # what is alive now lives until the process ends: later collections skip it
-        gc.enable()
+            loaded = load(out, scope, prefetch)
+        finally:
+            prefetch.close()
+            gc.freeze()  # what is alive now lives until the process ends: later collections skip it
+            gc.enable()
+    except BaseException:
+        side.close()
+        raise
     write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, _figures_dir(out),
-                  scope.noninferiority_margin)
+                  scope.noninferiority_margin, side)
     LOG.info("leaderboard of %d record(s) (%d stale, %d failed) -> %s", len(loaded.records), len(loaded.stale),
              len(loaded.failed), out / "leaderboard.md")
     for note in loaded.notes():

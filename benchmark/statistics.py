@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import importlib
 import itertools
 import math
 import warnings
@@ -31,10 +32,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
+from scipy import special
 
 from benchmark.grouped import Grouped
+
+
+class _OnFirstUse:
+    """A module imported on first attribute access: a rebuild's leaderboard process needs only the t
+    quantiles (``scipy.special``), and ``scipy.stats`` and statsmodels cost as much to import as pandas;
+    the statistics process (benchmark.report.stats_side) imports them while that process reads records."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+stats = _OnFirstUse("scipy.stats")
+_multitest = _OnFirstUse("statsmodels.stats.multitest")
+
+
+def multipletests(*args: Any, **kwargs: Any) -> Any:
+    """statsmodels' ``multipletests``, imported on first use."""
+    return _multitest.multipletests(*args, **kwargs)
+
 
 ALPHA = 0.05
 #: Scores are rounded to this many decimals before any ranking: a tie in the data stays a tie whatever
@@ -98,7 +120,8 @@ def fmt_p(p: float | None) -> str:
 
 @functools.cache
 def _t_quantiles(confidence: float, df: int) -> tuple[float, float]:
-    return float(stats.t.ppf((1 - confidence) / 2, df)), float(stats.t.ppf((1 + confidence) / 2, df))
+    """``scipy.stats.t.ppf`` at both tails, bit for bit: its ``_ppf`` is ``special.stdtrit``."""
+    return float(special.stdtrit(df, (1 - confidence) / 2)), float(special.stdtrit(df, (1 + confidence) / 2))
 
 
 def t_interval(confidence: float, df: int, loc: float, scale: float) -> tuple[float, float]:

@@ -141,3 +141,45 @@ def test_background_returns_the_childs_value_or_raises_its_exception() -> None:
     with pytest.raises(ValueError, match="from the child") as caught:
         Background(_fails).result()
     assert any("in a background process" in note for note in getattr(caught.value, "__notes__", []))
+
+
+def test_a_rebuilds_own_process_imports_neither_scipy_stats_nor_statsmodels(runner_folder: Path,
+                                                                              tmp_path: Path) -> None:
+    """The statistics process imports them meanwhile (benchmark.report.stats_side); the pages are whole."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "r"
+    shutil.copytree(runner_folder, folder)
+    code = ("import sys; from benchmark.cli import main; "
+            f"main(['leaderboard', '--suite', {str(folder / 'runner.toml')!r}, '--results', {str(folder)!r}]); "
+            "print(sorted(m for m in ('scipy.stats', 'statsmodels', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "## Per dataset" in (folder / "statistics.md").read_text()
+
+
+def test_the_statistics_process_writes_what_this_process_would(runner_folder: Path, tmp_path: Path) -> None:
+    from benchmark.report.stats_side import StatsSide
+    from benchmark.report.write import write_reports
+
+    results = load(runner_folder, suite_scope(str(runner_folder / "runner.toml"), runner_folder))
+    pages = {}
+    for how, side in (("forked", StatsSide.start()), ("here", StatsSide())):
+        out = tmp_path / how
+        write_reports(results, out, "runner", "late_fusion", side=side)
+        pages[how] = {p.name: p.read_bytes() for p in sorted(out.glob("*.*"))}
+    assert pages["forked"].keys() == pages["here"].keys() >= {"statistics.md", "leaderboard.md", "leaderboard.csv"}
+    assert pages["forked"] == pages["here"]
+
+
+def test_a_failure_in_the_statistics_process_is_raised_here_with_its_traceback(tmp_path: Path) -> None:
+    from benchmark.report.stats_side import StatsRequest, StatsSide
+
+    side = StatsSide.start()
+    side.submit(StatsRequest(None, None, [], "late_fusion", tmp_path, 0.01))  # no table: the child fails
+    with pytest.raises(Exception) as err:  # noqa: PT011 - whatever the child raised, raised again here
+        side.marks()
+    assert "in the statistics process of the rebuild" in "\n".join(getattr(err.value, "__notes__", []))
+    side.close()

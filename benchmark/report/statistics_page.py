@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.markdown import md_table
-from benchmark.results import Results
 from benchmark.statistics import (
     ALPHA,
     MARGIN,
@@ -32,14 +31,16 @@ RANKED_FAMILIES = ("clean", "missing", "noise", "covariate")
 Mixed = Mapping[str, dict] | Callable[[], Mapping[str, dict]] | None
 
 
-def write_statistics(long: pd.DataFrame, results: Results, pairwise: pd.DataFrame, baseline: str | None,
+def write_statistics(long: pd.DataFrame, failed: list[str], accuracies: pd.DataFrame, pairwise: pd.DataFrame,
+                     baseline: str | None,
                      out_dir: Path, posthoc: str = "nemenyi", mixed: Mixed = None,
                      noninferior: pd.DataFrame | None = None, margin: float = MARGIN,
                      extra: Mapping[str, list[str]] | None = None) -> str:
     """``mixed`` is ``mixed_models(long, baseline)`` (one fit per training condition) when the caller
     computed it already, or what gives it when the page needs it (the result of a fit in the background).
     ``extra``: Markdown lines per training condition, put at the end of that condition's section (for
-    summaries computed elsewhere, e.g. aggregates across datasets)."""
+    summaries computed elsewhere, e.g. aggregates across datasets). ``failed`` names the failed runs;
+    ``accuracies`` is the tidy table's test-split accuracy rows (``spread_tests``)."""
     if noninferior is None:
         noninferior = noninferiority(pairwise, margin)
     lines = ["# Statistics", "",
@@ -48,13 +49,12 @@ def write_statistics(long: pd.DataFrame, results: Results, pairwise: pd.DataFram
              "method's mean over seeds; Demšar 2006). Ranks: 1 = best, scores rounded to "
              f"{RANK_DECIMALS} decimals first so that equal scores share their mean rank (one ranking for every "
              "table).", ""]
-    failed = results.failed
     if failed:
         lines += [f"{len(failed)} failed run(s) are left out of every test below:", ""]
-        lines += [f"- {r.method} on {r.dataset} seed {r.spec.seed}" for r in failed] + [""]
+        lines += [f"- {name}" for name in failed] + [""]
 
     ranked = friedman_tests(long, RANKED_FAMILIES, posthoc)
-    spread = _spread_lines(spread_tests(results.table, baseline), baseline) if baseline else []
+    spread = _spread_lines(spread_tests(accuracies, baseline), baseline) if baseline else []
     # The mixed models last: they may still be fitting in the background.
     fits = (mixed() if callable(mixed) else mixed) if baseline else None
     if baseline and fits is None:

@@ -4,28 +4,29 @@ statistics page and an oracle table apart when there are several draws."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.aggregates import aggregates_markdown
 from benchmark.leaderboard import build_table, with_tuning
-from benchmark.report.background import Background
 from benchmark.report.diagnostics import diagnostics_markdown
 from benchmark.report.html import render
 from benchmark.report.markdown import md_table, to_markdown
-from benchmark.report.statistics_page import write_statistics
+from benchmark.report.stats_side import StatsRequest, StatsSide
 from benchmark.results import Results
 from benchmark.selection import DEFAULT_RULE, select, tuning_spread
 from benchmark.statistics import (
     MARGIN,
     long_table,
-    mixed_models,
     noninferior_marks,
-    noninferiority,
-    pairwise_tests,
     rank_scores,
 )
+
+
+def failure_names(results: Results) -> list[str]:
+    """Each failed run as the statistics page names it."""
+    return [f"{r.method} on {r.dataset} seed {r.spec.seed}" for r in results.failed]
 
 
 def failure_lines(results: Results) -> list[str]:
@@ -60,37 +61,29 @@ def rank_shift_markdown(results: Results, tuned: pd.DataFrame, baseline: str | N
             *md_table(["training", "method", "rank, defaults", "rank, tuned", "change"], rows), ""]
 
 
-def statistics(selected: Results, long: pd.DataFrame, pairwise: pd.DataFrame, noninferior: pd.DataFrame,
-               baseline: str | None, out_dir: Path, margin: float = MARGIN) -> None:
-    """The statistics page with each training condition's summaries across datasets (IQM, probability of
-    improvement, the Bayesian comparison: benchmark.aggregates); the mixed models (one per training
-    condition) are fitted meanwhile in the background (their own process)."""
-    mixed = Background(mixed_models, long, baseline) if baseline else None
-    across = {cond: aggregates_markdown(long, baseline, cond) for cond in sorted(long["train_condition"].unique())}
-    write_statistics(long, selected, pairwise, baseline, out_dir, mixed=mixed.result if mixed else None,
-                     noninferior=noninferior, margin=margin, extra=across)
-
-
 def write_reports(results: Results, out_dir: Path, suite: str, baseline: str | None = None,
-                  rule: str = DEFAULT_RULE, figures_dir: Path | None = None, margin: float = MARGIN) -> pd.DataFrame:
+                  rule: str = DEFAULT_RULE, figures_dir: Path | None = None, margin: float = MARGIN,
+                  side: StatsSide | None = None) -> pd.DataFrame:
     """Select one hyperparameter draw per method with ``rule`` (a query over the results), then write
     the tables, the statistics and the HTML page (the claims scorecard reads several suites: it is
     ``python -m benchmark claims``). With several draws, an oracle-selected table (test data) is written
-    apart. The statistics page is written by a background process (see benchmark.report.background)
-    while this one writes the leaderboard. ``margin`` is the non-inferiority margin of the ✓ (a fraction)."""
-    selected, chosen = select(results, rule)
-    long = long_table(selected.table, selected.primary_metrics())
-    pairwise = pairwise_tests(long, baseline)
-    noninferior = noninferiority(pairwise, margin)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    side = Background(statistics, selected, long, pairwise, noninferior, baseline, out_dir, margin)
+    apart. The statistics (the leaderboard's non-inferiority marks and the statistics page) are computed by
+    ``side``, a process of their own (benchmark.report.stats_side; started here when not given) while this
+    one writes the leaderboard. ``margin`` is the non-inferiority margin of the ✓ (a fraction)."""
+    side = side or StatsSide.start()
     try:
-        table = write_leaderboard(results, selected, chosen, long, noninferior, out_dir, suite, baseline, rule,
-                                  figures_dir, margin)
+        selected, chosen = select(results, rule)
+        long = long_table(selected.table, selected.primary_metrics())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t = selected.table
+        accuracies = t[(t["split"] == "test") & (t["metric"] == "accuracy")] if not t.empty else t
+        side.submit(StatsRequest(long, accuracies, failure_names(selected), baseline, out_dir, margin))
+        table = write_leaderboard(results, selected, chosen, long, lambda: side.marks()[1], out_dir, suite,
+                                  baseline, rule, figures_dir, margin)
     except BaseException:
-        side.join()
+        side.close()
         raise
-    side.result()
+    side.finish()
     return table
 
 
@@ -113,11 +106,14 @@ def with_noninferiority(table: pd.DataFrame, noninferior: pd.DataFrame) -> pd.Da
 
 
 def write_leaderboard(results: Results, selected: Results, chosen: dict, long: pd.DataFrame,
-                      noninferior: pd.DataFrame, out_dir: Path, suite: str, baseline: str | None, rule: str,
-                      figures_dir: Path | None, margin: float = MARGIN) -> pd.DataFrame:
-    """``leaderboard.{csv,md,html}`` (and the oracle table apart when there are several draws)."""
+                      noninferior: Callable[[], pd.DataFrame], out_dir: Path, suite: str, baseline: str | None,
+                      rule: str, figures_dir: Path | None, margin: float = MARGIN) -> pd.DataFrame:
+    """``leaderboard.{csv,md,html}`` (and the oracle table apart when there are several draws).
+    ``noninferior()`` gives the non-inferiority table; asked for once this process's table is built."""
     spread = tuning_spread(results)
-    table = with_noninferiority(with_tuning(build_table(selected, baseline), chosen, spread, rule), noninferior)
+    table = with_tuning(build_table(selected, baseline), chosen, spread, rule)
+    noninferior = noninferior()
+    table = with_noninferiority(table, noninferior)
     marks = noninferior_marks(noninferior)
     table.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.6g")
     md = to_markdown(table, suite, failure_lines(selected), baseline, rule, marks, results.notes(), margin)
