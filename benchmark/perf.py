@@ -30,7 +30,7 @@ committed quick and full leaderboards from their records as new processes, by th
 code of ``--rebuild-baseline`` on its own committed records, side by side, cold (each a new process
 that reads every record; target < 3 s for full); ``--rebuild-only`` runs that comparison alone.
 
-    python -m benchmark.perf [--epochs 20] [--repeats 9] [--no-overhead] [--overhead-seeds 0]
+    python -m benchmark.perf [--epochs 20] [--repeats 15] [--no-overhead] [--overhead-seeds 0]
                              [--overhead-datasets D,...] [--no-coalitions] [--coalition-repeats 3]
                              [--sweep [--sweep-seeds 12] [--sweep-rounds 2]]
                              [--rebuild | --rebuild-only] [--rebuild-baseline REV] [--rebuild-rounds 5]
@@ -226,7 +226,7 @@ def evaluation_overhead(datasets: list[str], seeds: list[int]) -> list[Target]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats of the loop benchmark (median)")
     parser.add_argument("--sweep", action="store_true", help="also time serial against Dask, and a rebuild")
     parser.add_argument("--sweep-seeds", type=int, default=12, help="seeds of the timed sweep (default 12)")
     parser.add_argument("--sweep-dataset", default="synthetic_pid", help="dataset of the timed sweep")
