@@ -10,9 +10,10 @@ trained three ways in one process, interleaved, median of several repeats each:
 All three run the same epochs (no early stop) and score the validation split after every epoch, as
 early stopping needs, so the ratios measure the loop's overhead only; the runner keeps every feature of the
 suite's runs (its FLOP count, best-weight keeping, per-epoch timing). Each repeat runs the three ways back to
-back, in alternating order; the script prints the ratio of the medians of wall time and of this thread's CPU
-time (``time.thread_time``: on a loaded host, time spent waiting for a core is not the loop's), and the
-spread of the repeat-by-repeat ratios (quartiles) as the noise. Targets (issue 25): runner / bare <= 1.05,
+back, in alternating order; the script prints, by wall time and by this thread's CPU time
+(``time.thread_time``: on a loaded host, time spent waiting for a core is not the loop's), the median of the
+repeat-by-repeat ratios (the verdict: each pair ran within a second, so the host's drift cancels), their
+quartiles as the noise, and the ratio of the medians. Targets (issue 25): runner / bare <= 1.05,
 DataLoader / runner >= 1.3.
 
 It also prints, unless told not to: the evaluation overhead of early fusion, the median of (wall_seconds -
@@ -210,9 +211,11 @@ def loop_benchmark(epochs: int, repeats: int) -> list[Target]:
             lo, hi = _quartiles(pairs)
             print(f"{name:24s} = {ratio:.3f} by {clock} time (ratio of the medians; the repeats' own ratios: "
                   f"median {statistics.median(pairs):.3f}, quartiles {lo:.3f}-{hi:.3f})")
-            holds = ratio <= target if below else ratio >= target
-            out.append(Target(f"{name}, {clock} time", ratio, f"{'<=' if below else '>='} {target:g}", holds,
-                              f"repeats' quartiles {lo:.3f}-{hi:.3f}"))
+            paired = statistics.median(pairs)  # the verdict: each repeat's ratio cancels the host's drift
+            holds = paired <= target if below else paired >= target
+            out.append(Target(f"{name}, {clock} time", paired, f"{'<=' if below else '>='} {target:g}", holds,
+                              f"median of the repeats' ratios; quartiles {lo:.3f}-{hi:.3f}; ratio of the "
+                              f"medians {ratio:.3f}"))
     return out
 
 
