@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,24 +244,27 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
             LOG.debug("%s failed: %s\n%s", r.spec.describe, body["error"].get("message", ""),
                       body["error"].get("traceback", ""))
         bar.update(r.run_id, f"{r.spec.row}/{r.spec.dataset}/{r.spec.train_condition}/s{r.spec.seed}", outcome)
+        if interrupted:  # a Ctrl-C that Python swallowed (inside a fork's callbacks): honoured now
+            raise KeyboardInterrupt
 
     files = [str(p) for p in registry.METHOD_FILES]
     try:
-        if backend == "serial":
-            start = start_method(device.type, threads)
-            if todo:
-                prepare_fork_source(start, threads)
-            for r in todo:
-                if take(r):
-                    finish(r, run_task_limited(r.payload(), files, str(device), threads, start, cache))
-        elif backend == "dask":
-            if todo:  # nothing to run: no cluster to start
-                from benchmark.dask_backend import run_on_dask
+        with remembered_interrupt() as interrupted:
+            if backend == "serial":
+                start = start_method(device.type, threads)
+                if todo:
+                    prepare_fork_source(start, threads)
+                for r in todo:
+                    if take(r):
+                        finish(r, run_task_limited(r.payload(), files, str(device), threads, start, cache))
+            elif backend == "dask":
+                if todo:  # nothing to run: no cluster to start
+                    from benchmark.dask_backend import run_on_dask
 
-                run_on_dask(todo, finish, run_task_limited,
-                            (files, str(device), threads, start_method(worker=True)), workers, scheduler, take)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; use serial or dask")
+                    run_on_dask(todo, finish, run_task_limited,
+                                (files, str(device), threads, start_method(worker=True)), workers, scheduler, take)
+            else:
+                raise ValueError(f"unknown backend {backend!r}; use serial or dask")
     except KeyboardInterrupt:
         bar.close()
         summary.wall_seconds = time.time() - t0
@@ -267,6 +272,37 @@ def run_sweep(runs: list[PlannedRun], cache: DataCache, device: torch.device, re
     bar.close()
     summary.wall_seconds = time.time() - t0
     return summary
+
+
+@contextlib.contextmanager
+def remembered_interrupt() -> Iterator[list[bool]]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered: one that lands while a run's
+    process is being forked is raised inside the fork's callbacks, where Python prints "Exception
+    ignored" with a traceback and goes on, so the sweep would have ignored it; here it is remembered
+    without the traceback and raised again after the next finished run. Only the main thread can set
+    signal handlers; elsewhere nothing is remembered."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    def on_unraisable(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            seen.append(True)
+        else:
+            previous_hook(unraisable)
+
+    previous, previous_hook = signal.signal(signal.SIGINT, on_interrupt), sys.unraisablehook
+    sys.unraisablehook = on_unraisable
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
 
 
 def prepare_fork_source(start: str, threads: int) -> None:

@@ -94,3 +94,20 @@ def test_prepare_after_a_commit_killed_midway(tmp_path: Path) -> None:
     assert not (store / ".git" / "index.lock").exists() and not list((store / "prepared").glob("*.tmp.npz"))
     status = subprocess.run(["git", "-C", str(store), "status", "--porcelain"], capture_output=True, text=True)
     assert status.returncode == 0 and status.stdout == "", status.stdout + status.stderr  # saved, nothing pending
+
+
+def test_a_ctrl_c_python_swallows_is_remembered_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C landing in a fork's callbacks (or any ``__del__``) reaches ``sys.unraisablehook``, which
+    prints "Exception ignored" and a traceback and lets the program go on: the sweep remembers it."""
+    from benchmark.sweep import remembered_interrupt
+
+    class InterruptedWhileCollected:
+        def __del__(self) -> None:
+            raise KeyboardInterrupt
+
+    before = sys.unraisablehook
+    with remembered_interrupt() as interrupted:
+        InterruptedWhileCollected()  # collected at once: its __del__ raises where nothing can catch it
+        assert interrupted == [True]
+    assert "Traceback" not in capsys.readouterr().err
+    assert sys.unraisablehook is before  # outside the sweep, whatever reported them before does again
