@@ -309,6 +309,8 @@ def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.resul
     scope = suite_scope(name, results)
     out = scope.results_dir
     prefetch = RecordPrefetch(out, scope)
+    import pandas  # noqa: F401 - before the statistics process is forked, so that it need not import it again
+
     side = StatsSide.start()
     try:
         gc.disable()  # millions of containers and no cycles until the records are read and tabled
