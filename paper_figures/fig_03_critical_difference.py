@@ -1,4 +1,5 @@
-"""Critical difference diagrams of clean accuracy, one panel per training condition, with the datasets as
+"""Critical difference diagrams of the clean score (each dataset's primary metric, as on the statistics
+page), one panel per training condition, with the datasets as
 blocks (training conditions are never pooled as blocks): average ranks of the per-dataset means over
 seeds (``benchmark.statistics.rank_scores``: equal scores share a rank), with the methods that Nemenyi's
 post-hoc test cannot tell apart joined by a bar (scikit-posthocs draws the diagram).
@@ -14,9 +15,9 @@ import numpy as np
 import scikit_posthocs as sp
 
 from benchmark.figure_style import grid, method_style, save
-from benchmark.figures import NoData, condition_title, training_conditions, values
+from benchmark.figures import NoData, condition_title, training_conditions
 from benchmark.results import Results
-from benchmark.statistics import friedman
+from benchmark.statistics import friedman, long_table
 
 COLUMNS = ["dataset", "train_condition", "method", "seed", "family", "accuracy"]
 
@@ -42,8 +43,10 @@ def restack(lines: list) -> None:
 
 
 def draw(results: Results, out_dir: Path) -> list[Path]:
-    acc = values(results)
-    acc = acc[acc["family"] == "clean"].rename(columns={"value": "accuracy"})[COLUMNS]
+    # The statistics page's own table (the clean score in each dataset's primary metric), so that the
+    # figure and the page show the same test.
+    acc = long_table(results.table, results.primary_metrics())
+    acc = acc[acc["family"] == "clean"][COLUMNS]
     acc = acc.astype({c: str for c in ("dataset", "train_condition", "method", "family")})
     tests = {cond: friedman(acc, "clean", train_condition=cond) for cond in training_conditions(acc)}
     if not tests or all("note" in res for res in tests.values()):
@@ -60,7 +63,7 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
             ranks, res["posthoc_p"], ax=ax, color_palette={m: method_style(m)["color"] for m in ranks})
         restack([line for (line,) in drawn["crossbars"]])
         f, p_f, df1, df2 = res["iman_davenport"]
-        ax.set_title(f"{condition_title(cond)} — average rank of clean accuracy over {len(res['blocks_used'])} "
+        ax.set_title(f"{condition_title(cond)} — average rank of the clean score (primary metric) over {len(res['blocks_used'])} "
                      f"datasets\n(Friedman p = {res['p']:.3g}, Iman–Davenport F({df1}, {df2}) = {f:.2f}, "
                      f"p = {p_f:.3g}; Nemenyi CD = {res['critical_difference']:.2f})", fontsize=8)
         ax.set_xlabel("average rank (1 = best)")
