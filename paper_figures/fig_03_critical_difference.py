@@ -63,7 +63,8 @@ def draw(results: Results, out_dir: Path) -> list[Path]:
             ranks, res["posthoc_p"], ax=ax, color_palette={m: method_style(m)["color"] for m in ranks})
         restack([line for (line,) in drawn["crossbars"]])
         f, p_f, df1, df2 = res["iman_davenport"]
-        ax.set_title(f"{condition_title(cond)} — average rank of the clean score (primary metric) over {len(res['blocks_used'])} "
+        ax.set_title(f"{condition_title(cond)} — average rank of the clean score (primary metric) over "
+                     f"{len(res['blocks_used'])} "
                      f"datasets\n(Friedman p = {res['p']:.3g}, Iman–Davenport F({df1}, {df2}) = {f:.2f}, "
                      f"p = {p_f:.3g}; Nemenyi CD = {res['critical_difference']:.2f})", fontsize=8)
         ax.set_xlabel("average rank (1 = best)")
