@@ -302,6 +302,7 @@ def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.resul
     statistics computed by a process that imports scipy's tests and statsmodels meanwhile
     (benchmark.report.stats_side), while this one imports pandas and the report code, tables the records
     and writes the leaderboard."""
+    from benchmark.paths import suite_figures_dir
     from benchmark.prefetch import RecordPrefetch
     from benchmark.report.stats_side import StatsSide
     from benchmark.scope import suite_scope
@@ -326,23 +327,13 @@ def _rebuild(name: str, results: Path | None):  # noqa: ANN202 - benchmark.resul
     except BaseException:
         side.close()
         raise
-    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, _figures_dir(out),
+    write_reports(loaded, out, scope.name, scope.baseline, scope.selection_rule, suite_figures_dir(out),
                   scope.noninferiority_margin, side)
     LOG.info("leaderboard of %d record(s) (%d stale, %d failed) -> %s", len(loaded.records), len(loaded.stale),
              len(loaded.failed), out / "leaderboard.md")
     for note in loaded.notes():
         LOG.info("note: %s", note)
     return loaded
-
-
-def _figures_dir(results: Path) -> Path:
-    """Where a suite's figures go: ``RESULTS/figures``; for the committed full suite of a checkout
-    (``results/``), ``paper_figures/``, beside the scripts. Never inside an installed package."""
-    from benchmark.paths import FIGURES_DIR, INSTALLED, REPO_ROOT
-
-    if not INSTALLED and results.resolve() == (REPO_ROOT / "results").resolve():
-        return FIGURES_DIR
-    return results / "figures"
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -396,6 +387,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from benchmark.figures import draw_all
+    from benchmark.paths import suite_figures_dir
 
     results = _selected(args.suite, args.results)
     if not results.records:
@@ -407,7 +399,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
         """Another suite's results: beside an explicit --results as ``DIR/NAME``, else its own folder."""
         return _selected(name, args.results / name if args.results else None)
 
-    out = args.out or _figures_dir(results.scope.results_dir)
+    out = args.out or suite_figures_dir(results.scope.results_dir)
     for name, result in draw_all(results, out, suite_results).items():
         print(f"{name}: {result if isinstance(result, str) else ', '.join(str(p) for p in result)}")
     return 0

@@ -19,7 +19,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from benchmark.paths import FIGURES_DIR
+from benchmark.paths import FIGURES_DIR, suite_figures_dir
 from benchmark.records import RunRecord
 from benchmark.results import Results
 from benchmark.statistics import mean_interval
@@ -58,11 +58,8 @@ def check_selected(results: Results) -> None:
 
 
 def default_out(results: Results) -> Path:
-    """Where a suite's figures go: the committed full suite's (the one whose results are ``results/``)
-    in ``paper_figures/``, every other suite's in its own folder, ``RESULTS/figures``, so drawing one
-    suite never overwrites another's figures."""
-    folder = results.scope.results_dir.resolve()
-    return FIGURES_DIR if folder == (FIGURES_DIR.parent / "results").resolve() else folder / "figures"
+    """Where the suite of ``results`` draws its figures (``benchmark.paths.suite_figures_dir``)."""
+    return suite_figures_dir(results.scope.results_dir)
 
 
 def of_training_condition(results: Results, condition: str) -> Results:

@@ -40,6 +40,15 @@ FIGURES_DIR = BUILTIN_ROOT / "paper_figures"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 
 
+def suite_figures_dir(results: Path) -> Path:
+    """Where a suite's figures go: ``RESULTS/figures``, so that drawing one suite never overwrites another's;
+    for the committed full suite of a checkout (``results/``), ``paper_figures/``, beside the scripts.
+    Never inside an installed package."""
+    if not INSTALLED and Path(results).resolve() == (REPO_ROOT / "results").resolve():
+        return FIGURES_DIR
+    return Path(results) / "figures"
+
+
 def methods_dirs() -> list[Path]:
     """The plug-in folders for methods: the built-in ``methods/``, an installed copy's ``./methods`` of the
     project folder, and any folder in ``BENCHMARK_METHODS_PATH``."""
